@@ -1,0 +1,90 @@
+"""The prefrl environment suite (installed as ``prefrl.envs``).
+
+Short names for the classic-control tasks, any gymnasium id, and for each a fixed-horizon variant
+in which termination is hidden from the agent (see :class:`FixedHorizon`). Nothing here knows about
+preferences.
+
+Example:
+    >>> from prefrl.envs import make_env
+    >>> env = make_env("cartpole", fixed_horizon=True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+
+from ..errors import PrefrlError
+from .wrappers import FixedHorizon
+
+__all__ = ["SUITE", "EnvSpec", "FixedHorizon", "UnknownEnvError", "resolve", "make_env"]
+
+
+class UnknownEnvError(PrefrlError, ValueError):
+    """The name is neither a short name of the suite nor a registered gymnasium id."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One entry of the suite.
+
+    Attributes:
+        name: the short name users type (``cartpole``).
+        gym_id: the gymnasium id it builds (``CartPole-v1``).
+        horizon: episode length of the fixed-horizon variant; the gymnasium time limit.
+        terminates: whether the plain env can end an episode early (and so leak the reward).
+    """
+
+    name: str
+    gym_id: str
+    horizon: int
+    terminates: bool
+
+
+SUITE: dict[str, EnvSpec] = {
+    spec.name: spec
+    for spec in (
+        EnvSpec("cartpole", "CartPole-v1", 500, True),
+        EnvSpec("acrobot", "Acrobot-v1", 500, True),
+        EnvSpec("mountaincar", "MountainCar-v0", 200, True),
+        EnvSpec("pendulum", "Pendulum-v1", 200, False),
+    )
+}
+
+
+def resolve(name: str) -> EnvSpec:
+    """Turn a short name or a gymnasium id into an :class:`EnvSpec`.
+
+    Raises:
+        UnknownEnvError: with the name and the names that would work.
+    """
+    if name in SUITE:
+        return SUITE[name]
+    for spec in SUITE.values():
+        if spec.gym_id == name:
+            return spec
+    if name in gym.registry:
+        gym_spec = gym.registry[name]
+        horizon = gym_spec.max_episode_steps or 1000
+        return EnvSpec(name, name, horizon, True)
+    raise UnknownEnvError(
+        f"unknown env {name!r}: use one of {', '.join(SUITE)} (see `prefrl envs`) or a registered gymnasium id"
+    )
+
+
+def make_env(name: str, *, fixed_horizon: bool = True, render_mode: str | None = None) -> gym.Env:
+    """Build one env of the suite.
+
+    Args:
+        name: short name or gymnasium id.
+        fixed_horizon: hide termination behind an absorbing state until the horizon (the honest
+            default for learning from preferences); False gives the plain gymnasium env, which is
+            what true returns are evaluated on.
+        render_mode: passed to ``gym.make`` (``"rgb_array"`` to record frames for people).
+    """
+    spec = resolve(name)
+    env = gym.make(spec.gym_id, render_mode=render_mode)
+    if fixed_horizon and spec.terminates:
+        env = FixedHorizon(env, spec.horizon)
+    return env

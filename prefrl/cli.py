@@ -1,0 +1,75 @@
+"""The ``prefrl`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prefrl", description="Reinforcement learning from human preferences.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train PPO on a learned (or the true) reward",
+                       description="Train PPO on a reward learned from synthetic preferences, or on the true "
+                                   "reward as a baseline. Prints the true return reached, the labels used and "
+                                   "the run directory.")
+    t.add_argument("env", help="a suite name (see `prefrl envs`) or a gymnasium id")
+    t.add_argument("--labels", type=int, default=None, help="label budget (default: the env's preset)")
+    t.add_argument("--steps", type=int, default=None, help="PPO env steps (default: the env's preset)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
+    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    t.add_argument("--query", default="disagreement", help="query selection: random or disagreement")
+    t.add_argument("--reward", default="learned", help="learned (from preferences) or true (baseline)")
+    t.add_argument("--no-fixed-horizon", dest="fixed_horizon", action="store_false",
+                   help="let episodes end on termination (leaks the reward; for comparison only)")
+    t.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bar")
+
+    sub.add_parser("envs", help="list the environment suite and its presets")
+    return parser
+
+
+def _envs() -> None:
+    from .envs import SUITE
+    from .presets import preset_for
+
+    print(f"{'name':<12} {'gymnasium id':<16} {'horizon':>7} {'steps':>8} {'labels':>6} {'clip':>4}")
+    for spec in SUITE.values():
+        p = preset_for(spec.name)
+        print(f"{spec.name:<12} {spec.gym_id:<16} {spec.horizon:>7} {p.timesteps:>8} {p.labels:>6} {p.clip_length:>4}")
+    print("Any other gymnasium id works too, with generic PPO settings.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .errors import PrefrlError
+
+    try:
+        if args.command == "envs":
+            _envs()
+            return 0
+        import torch
+
+        from .train import TrainConfig, train
+
+        torch.set_num_threads(1)  # small networks: one thread is faster and leaves the other core free
+        config = TrainConfig(**{k: v for k, v in vars(args).items() if k != "command"})
+        summary = train(config)
+    except PrefrlError as exc:
+        print(f"prefrl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prefrl: interrupted; every label given so far is in the store", file=sys.stderr)
+        return 130
+    print(json.dumps(summary, indent=2))
+    print(f"true return {summary['true_return_mean']:.1f} ± {summary['true_return_std']:.1f} over "
+          f"{summary['eval_episodes']} episodes, {summary['labels_used']} labels, run directory {summary['run_dir']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

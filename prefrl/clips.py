@@ -1,0 +1,108 @@
+"""Clips: fixed-length segments of one episode, cut from vectorized rollouts."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Clip", "ClipRecorder"]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A segment of ``length`` consecutive steps of one episode.
+
+    Attributes:
+        obs: (L, *obs_shape) observations the agent saw before each action.
+        actions: (L, *act_shape) actions the env executed (clipped to the action space).
+        true_rewards: (L,) the hidden game score per step. Never shown to the learner; the
+            synthetic teacher and the logs read it.
+        frames: (L, H, W, 3) uint8 RGB frames for people to look at, or None.
+        timestep: the training timestep at which the clip ended (0 for random-policy clips).
+        clip_id: the store's id once saved, else None.
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    true_rewards: np.ndarray
+    frames: np.ndarray | None = None
+    timestep: int = 0
+    clip_id: int | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.true_rewards)
+
+    @property
+    def true_return(self) -> float:
+        return float(self.true_rewards.sum())
+
+
+class ClipRecorder:
+    """Cuts per-step vectorized data into clips, one env stream at a time.
+
+    Steps arrive as arrays over the ``n_envs`` envs. Each env's current episode is buffered; every
+    ``clip_length`` consecutive steps of one episode become a clip, and a partial tail is dropped when
+    the episode ends. Only the ``capacity`` most recent clips are kept, so memory stays bounded.
+
+    Args:
+        n_envs: number of parallel envs.
+        clip_length: steps per clip (the paper's Atari clips are 25 steps).
+        capacity: how many recent clips to keep as query candidates.
+    """
+
+    def __init__(self, n_envs: int, clip_length: int, capacity: int = 2000):
+        if clip_length < 1:
+            raise ValueError(f"clip_length must be at least 1, got {clip_length}")
+        self.n_envs = n_envs
+        self.clip_length = clip_length
+        self.clips: deque[Clip] = deque(maxlen=capacity)
+        self._pending: list[list[tuple]] = [[] for _ in range(n_envs)]
+
+    def add_steps(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        true_rewards: np.ndarray,
+        dones: np.ndarray,
+        timestep: int,
+        frames: np.ndarray | None = None,
+    ) -> None:
+        """Add T steps of all envs: arrays shaped (T, n_envs, ...); ``dones[t, i]`` ends env i's episode
+        after step t."""
+        steps = len(true_rewards)
+        if steps == 0:
+            return
+        for i in range(self.n_envs):
+            ends = (np.flatnonzero(dones[:, i]) + 1).tolist()
+            if not ends or ends[-1] != steps:
+                ends.append(steps)
+            start = 0
+            for end in ends:
+                self._pending[i].append((obs[start:end, i], actions[start:end, i], true_rewards[start:end, i],
+                                         None if frames is None else frames[start:end, i]))
+                self._cut(i, timestep)
+                if dones[end - 1, i]:
+                    self._pending[i] = []  # the episode ended; a tail shorter than a clip is dropped
+                start = end
+
+    def _cut(self, i: int, timestep: int) -> None:
+        pending = self._pending[i]
+        total = sum(len(part[2]) for part in pending)
+        if total < self.clip_length:
+            return
+        obs, acts, rews, frames = (
+            np.concatenate([p[k] for p in pending]) if pending[0][k] is not None else None for k in range(4)
+        )
+        n = total // self.clip_length
+        L = self.clip_length
+        for c in range(n):
+            sl = slice(c * L, (c + 1) * L)
+            self.clips.append(
+                Clip(obs[sl].copy(), acts[sl].copy(), rews[sl].astype(np.float32),
+                     None if frames is None else frames[sl].copy(), timestep)
+            )
+        rest = slice(n * L, total)
+        self._pending[i] = [(obs[rest], acts[rest], rews[rest], None if frames is None else frames[rest])]

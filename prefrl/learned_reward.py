@@ -1,0 +1,93 @@
+"""The learned reward for SB3: the ensemble replaces the env's reward, the true reward is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+__all__ = ["RewardFn", "StepRecord", "LearnedRewardVecEnv", "relabel_rollout"]
+
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""Maps observations (N, *obs_shape) and actions (N, ...) to learned rewards (N,)."""
+
+
+class StepRecord(NamedTuple):
+    """Steps recorded by :class:`LearnedRewardVecEnv` since the last drain, stacked over time:
+    obs (T, n_envs, *obs_shape) seen before each action, actions (T, n_envs, ...) executed,
+    true_rewards and dones (T, n_envs), frames (T, n_envs, H, W, 3) or None."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    true_rewards: np.ndarray
+    dones: np.ndarray
+    frames: np.ndarray | None
+
+
+class LearnedRewardVecEnv(VecEnvWrapper):
+    """Replace the env's reward with a learned one; keep the true reward in ``info["true_reward"]``.
+
+    With ``reward_fn`` given, each step's learned reward is computed at once for all envs. With
+    ``reward_fn=None`` (deferred mode) the wrapper returns zero rewards and the caller fills in the
+    learned reward for a whole rollout in one batch with :func:`relabel_rollout`; that is faster,
+    above all on a GPU. In both modes the wrapper records every step (:meth:`drain`) so clips can be
+    cut from what the agent did.
+
+    Episode statistics from a ``Monitor`` inside the wrapped env stay those of the true reward.
+
+    Args:
+        venv: the env to wrap.
+        reward_fn: the learned reward, or None for deferred mode.
+        record_frames: also record ``venv.get_images()`` each step (needs ``render_mode="rgb_array"``).
+    """
+
+    def __init__(self, venv: VecEnv, reward_fn: RewardFn | None = None, record_frames: bool = False):
+        super().__init__(venv)
+        self.reward_fn = reward_fn
+        self.record_frames = record_frames
+        self._last_obs: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+        self._steps: list[tuple] = []
+
+    def reset(self):
+        self._last_obs = self.venv.reset()
+        return self._last_obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+        self.venv.step_async(actions)
+
+    def step_wait(self):
+        obs, true_rewards, dones, infos = self.venv.step_wait()
+        frames = np.stack(self.venv.get_images()) if self.record_frames else None
+        self._steps.append((self._last_obs, self._actions, true_rewards.astype(np.float32), dones, frames))
+        for info, r in zip(infos, true_rewards):
+            info["true_reward"] = float(r)
+        if self.reward_fn is None:
+            rewards = np.zeros_like(true_rewards, dtype=np.float32)
+        else:
+            rewards = np.asarray(self.reward_fn(self._last_obs, self._actions), dtype=np.float32)
+        self._last_obs = obs
+        return obs, rewards, dones, infos
+
+    def drain(self) -> StepRecord | None:
+        """Return the steps recorded since the last call (None if there were none) and forget them."""
+        if not self._steps:
+            return None
+        cols = list(zip(*self._steps))
+        self._steps = []
+        frames = None if cols[4][0] is None else np.stack(cols[4])
+        return StepRecord(np.stack(cols[0]), np.stack(cols[1]), np.stack(cols[2]), np.stack(cols[3]), frames)
+
+
+def relabel_rollout(buffer: RolloutBuffer, learned_rewards: np.ndarray, last_values, dones: np.ndarray) -> None:
+    """Add a whole rollout's learned rewards (n_steps, n_envs) to ``buffer`` and recompute GAE.
+
+    The buffer's rewards hold what the deferred :class:`LearnedRewardVecEnv` returned (zeros) plus
+    SB3's time-limit bootstrap γ·V(terminal observation), which is kept.
+    """
+    buffer.rewards += learned_rewards.reshape(buffer.rewards.shape).astype(np.float32)
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)

@@ -1,0 +1,175 @@
+"""The one preference loop: clips -> queries -> labels -> reward model -> learned reward for PPO."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+
+from .clips import Clip, ClipRecorder
+from .learned_reward import LearnedRewardVecEnv, StepRecord, relabel_rollout
+from .queries import select_pairs
+from .reward_model import RewardEnsemble, step_features
+from .reward_training import ComparisonBatch, EnsembleTrainer, TrainStats, is_validation
+from .schedule import LabelSchedule
+from .store import PreferenceStore
+from .teachers import OracleTeacher
+
+__all__ = ["PreferenceLoop", "PreferenceCallback"]
+
+
+class PreferenceLoop:
+    """Owns the stages between rollouts and the learned reward.
+
+    Args:
+        store: where queried clips and every comparison go.
+        teacher: answers queries (a synthetic teacher here; people answer through the store).
+        model: the reward-model ensemble.
+        trainer: fits ``model`` to the stored labels.
+        recorder: cuts rollouts into candidate clips.
+        observation_space, action_space: the env's spaces, for the step features.
+        query: ``random`` or ``disagreement``.
+        seed: seeds query selection.
+    """
+
+    def __init__(self, *, store: PreferenceStore, teacher: OracleTeacher, model: RewardEnsemble,
+                 trainer: EnsembleTrainer, recorder: ClipRecorder, observation_space: spaces.Space,
+                 action_space: spaces.Space, query: str, seed: int):
+        self.store = store
+        self.teacher = teacher
+        self.model = model
+        self.trainer = trainer
+        self.recorder = recorder
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.query = query
+        self.rng = np.random.default_rng(seed)
+        self.device = model.out_mean.device
+        self.asked = len(store.comparisons())
+        self.last_stats: TrainStats | None = None
+        self._features: dict[int, np.ndarray] = {}
+
+    def features(self, obs: np.ndarray, actions: np.ndarray) -> torch.Tensor:
+        x = step_features(obs, actions, self.observation_space, self.action_space)
+        return torch.as_tensor(x, device=self.device)
+
+    @torch.no_grad()
+    def learned_rewards(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The learned reward of steps shaped (..., *obs_shape) and (..., *act_shape): (...)."""
+        self.model.eval()
+        x = self.features(obs, actions)
+        return self.model(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1]).cpu().numpy()
+
+    @torch.no_grad()
+    def _member_returns(self, clips: Sequence[Clip]) -> torch.Tensor:
+        """Each member's unnormalized return of each clip (M, C): the scale the members were fitted on."""
+        self.model.eval()
+        x = self.features(np.stack([c.obs for c in clips]), np.stack([c.actions for c in clips]))
+        c, length, f = x.shape
+        return self.model.raw(x.reshape(-1, f)).reshape(-1, c, length).sum(-1)
+
+    def collect(self, record: StepRecord, timestep: int) -> None:
+        """Cut recorded steps into candidate clips."""
+        self.recorder.add_steps(record.obs, record.actions, record.true_rewards, record.dones, timestep,
+                                record.frames)
+
+    def ask(self, n: int, strategy: str | None = None) -> int:
+        """Query ``n`` pairs from the candidate clips and have the teacher label them; returns how
+        many were asked (fewer if there are too few distinct clips)."""
+        pool = self.recorder.clips
+        strategy = strategy or self.query
+        pairs = select_pairs(pool, n, strategy, self.rng,
+                             self._member_returns if strategy == "disagreement" else None)
+        if not pairs:
+            return 0
+        unsaved = sorted({k for pair in pairs for k in pair if pool[k].clip_id is None})
+        for k, clip_id in zip(unsaved, self.store.add_clips([pool[k] for k in unsaved])):
+            pool[k] = dataclasses.replace(pool[k], clip_id=clip_id)
+        comparison_ids = self.store.add_queries([(pool[i].clip_id, pool[j].clip_id) for i, j in pairs],
+                                                source=self.teacher.name)
+        preferences = self.teacher([(pool[i], pool[j]) for i, j in pairs])
+        self.store.record_labels(list(zip(comparison_ids, preferences)), labeler=self.teacher.name)
+        self.asked += len(pairs)
+        return len(pairs)
+
+    def _clip_features(self, clip_ids: list[int]) -> np.ndarray:
+        missing = [i for i in dict.fromkeys(clip_ids) if i not in self._features]
+        for clip in self.store.get_clips(missing):
+            self._features[clip.clip_id] = step_features(clip.obs, clip.actions, self.observation_space,
+                                                         self.action_space)
+        return np.stack([self._features[i] for i in clip_ids])
+
+    def labeled(self) -> tuple[ComparisonBatch, ComparisonBatch]:
+        """All labeled comparisons in the store, split into training and validation."""
+        comparisons = self.store.comparisons("labeled")
+        ids = np.array([c.id for c in comparisons])
+        left = torch.as_tensor(self._clip_features([c.left_id for c in comparisons]), device=self.device)
+        right = torch.as_tensor(self._clip_features([c.right_id for c in comparisons]), device=self.device)
+        pref = torch.as_tensor([c.preference for c in comparisons], dtype=torch.float32, device=self.device)
+        val = torch.as_tensor(np.flatnonzero(is_validation(ids)), device=self.device)
+        train = torch.as_tensor(np.flatnonzero(~is_validation(ids)), device=self.device)
+        batch = ComparisonBatch(left, right, pref)
+        return batch.subset(train), batch.subset(val)
+
+    def fit(self) -> TrainStats:
+        """Retrain the ensemble on every labeled comparison in the store."""
+        self.last_stats = self.trainer.train(*self.labeled())
+        return self.last_stats
+
+
+class PreferenceCallback(BaseCallback):
+    """Closes the loop inside SB3's ``learn``: at the end of each rollout it cuts clips, asks the
+    labels the schedule has due, retrains the reward model and writes the learned reward into the
+    rollout buffer (one batch for the whole rollout).
+
+    Args:
+        loop: the preference loop.
+        venv: the deferred :class:`LearnedRewardVecEnv` PPO steps.
+        schedule: how many labels are due by each timestep.
+        label_batch: fewest new labels asked at once (the last batch may be smaller).
+        on_update: called after each rollout with a dict of the figures for ``metrics.csv``.
+    """
+
+    def __init__(self, loop: PreferenceLoop, venv: LearnedRewardVecEnv, schedule: LabelSchedule,
+                 label_batch: int, on_update=None):
+        super().__init__()
+        self.loop = loop
+        self.venv = venv
+        self.schedule = schedule
+        self.label_batch = label_batch
+        self.on_update = on_update
+        self._learned_return = np.zeros(venv.num_envs)
+        self.learned_episode_returns: list[float] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        record = self.venv.drain()
+        if record is None:
+            return
+        self.loop.collect(record, self.num_timesteps)
+        due = self.schedule.target(self.num_timesteps) - self.loop.asked
+        final = self.num_timesteps + self.model.n_steps * self.venv.num_envs > self.schedule.total_timesteps
+        if due >= self.label_batch or (due > 0 and final):
+            if self.loop.ask(due):
+                stats = self.loop.fit()
+                self.logger.record("reward_model/val_accuracy", stats.val_accuracy)
+                self.logger.record("reward_model/val_loss", stats.val_loss)
+                self.logger.record("reward_model/train_loss", stats.train_loss)
+        learned = self.loop.learned_rewards(record.obs, record.actions)
+        relabel_rollout(self.model.rollout_buffer, learned, self.locals["values"], self.locals["dones"])
+        for t in range(len(learned)):
+            self._learned_return += learned[t]
+            for i in np.flatnonzero(record.dones[t]):
+                self.learned_episode_returns.append(float(self._learned_return[i]))
+                self._learned_return[i] = 0.0
+        self.logger.record("prefrl/labels", self.loop.store.num_labels())
+        if self.learned_episode_returns:
+            self.logger.record("prefrl/learned_episode_return", float(np.mean(self.learned_episode_returns[-20:])))
+        if self.on_update is not None:
+            self.on_update(self)

@@ -1,0 +1,79 @@
+"""Per-env presets: PPO hyperparameters (rl-zoo's tuned ones where they exist), clip length, label
+budget and timesteps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stable_baselines3.common.utils import LinearSchedule
+
+__all__ = ["Preset", "PRESETS", "preset_for"]
+
+
+def _linear(start: float) -> LinearSchedule:
+    """rl-zoo's ``lin_<start>``: decays linearly from ``start`` to 0 over training."""
+    return LinearSchedule(start, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a run of one env uses unless the command line says otherwise.
+
+    Attributes:
+        n_envs: parallel envs (rl-zoo's value).
+        timesteps: env steps of PPO.
+        labels: the label budget.
+        clip_length: steps per clip.
+        ppo: keyword arguments for SB3's ``PPO``.
+        initial_fraction: share of the budget asked on random-policy clips before RL.
+        t0_fraction: the label-rate decay constant t0 as a share of ``timesteps``.
+        label_batch: fewest new labels asked at once after the initial batch.
+        reward_std: std of the learned reward PPO sees.
+        eval_episodes: episodes of the plain env the final policy is scored on.
+    """
+
+    n_envs: int
+    timesteps: int
+    labels: int
+    clip_length: int
+    ppo: dict[str, Any] = field(default_factory=dict)
+    initial_fraction: float = 0.25
+    t0_fraction: float = 0.25
+    label_batch: int = 10
+    reward_std: float = 1.0
+    eval_episodes: int = 10
+
+
+PRESETS: dict[str, Preset] = {
+    # rl-zoo hyperparams/ppo.yml, CartPole-v1 (tuned).
+    "cartpole": Preset(
+        n_envs=8, timesteps=150_000, labels=200, clip_length=50,
+        ppo=dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+                 learning_rate=_linear(1e-3), clip_range=_linear(0.2)),
+    ),
+    # rl-zoo Pendulum-v1 (tuned).
+    "pendulum": Preset(
+        n_envs=4, timesteps=150_000, labels=200, clip_length=50,
+        ppo=dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0, learning_rate=1e-3,
+                 clip_range=0.2, use_sde=True, sde_sample_freq=4),
+    ),
+    # rl-zoo Acrobot-v1 (untuned there; it also normalizes observations and runs 1e6 steps).
+    "acrobot": Preset(
+        n_envs=16, timesteps=300_000, labels=200, clip_length=50,
+        ppo=dict(n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0),
+    ),
+    # rl-zoo MountainCar-v0 (untuned there; normalize, 1e6 steps).
+    "mountaincar": Preset(
+        n_envs=16, timesteps=300_000, labels=200, clip_length=50,
+        ppo=dict(n_steps=16, gae_lambda=0.98, gamma=0.99, n_epochs=4, ent_coef=0.0),
+    ),
+}
+
+DEFAULT_PRESET = Preset(n_envs=8, timesteps=200_000, labels=200, clip_length=50,
+                        ppo=dict(n_steps=256, batch_size=256, n_epochs=10))
+
+
+def preset_for(name: str) -> Preset:
+    """The preset of a suite env; SB3's PPO defaults and a 200-label budget for any other id."""
+    return PRESETS.get(name, DEFAULT_PRESET)

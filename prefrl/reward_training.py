@@ -1,0 +1,160 @@
+"""Training the reward-model ensemble on labeled clip comparisons."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .losses import bradley_terry_loss
+from .reward_model import RewardEnsemble
+
+__all__ = ["ComparisonBatch", "TrainStats", "EnsembleTrainer", "is_validation"]
+
+VALIDATION_FRACTION = 1.0 / math.e  # Christiano et al. 2017, App. A: 1/e of the labels held out
+
+
+def is_validation(comparison_ids: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Whether each comparison is held out for validation.
+
+    Decided by a hash of the comparison id, so a label keeps its side of the split from one round
+    of training to the next (and after a resume).
+    """
+    h = (np.asarray(comparison_ids, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)) >> np.uint64(11)
+    return (h.astype(np.float64) / float(1 << 53)) < VALIDATION_FRACTION
+
+
+class ComparisonBatch(NamedTuple):
+    """Labeled comparisons as tensors.
+
+    ``left`` and ``right`` are (B, L, F) step features of the two clips; ``preference`` (B,) is the
+    probability that the left clip is better (1, 0 or 0.5 for a tie).
+    """
+
+    left: torch.Tensor
+    right: torch.Tensor
+    preference: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.preference)
+
+    def subset(self, idx: torch.Tensor | np.ndarray) -> ComparisonBatch:
+        idx = torch.as_tensor(idx, device=self.preference.device)
+        return ComparisonBatch(self.left[idx], self.right[idx], self.preference[idx])
+
+
+@dataclass
+class TrainStats:
+    """What one round of training reached (means over members)."""
+
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    l2: list[float]
+    n_train: int
+    n_val: int
+
+
+class EnsembleTrainer:
+    """Fits a :class:`RewardEnsemble` to comparisons with the Bradley–Terry loss.
+
+    Each member trains on its own bootstrap resample of the training labels. The labels held out
+    for validation (1/e) set each member's L2 strength: after every epoch it grows when validation
+    loss exceeds 1.5× training loss and shrinks below 1.1× (Christiano et al. 2017, App. A).
+
+    Args:
+        model: the ensemble, trained in place.
+        noise: random-response probability in the preference model (the paper: 0.1).
+        lr: Adam learning rate.
+        epochs: passes over the training labels per call of :meth:`train`.
+        batch_size: comparisons per gradient step.
+        seed: seeds the bootstrap resamples.
+    """
+
+    def __init__(self, model: RewardEnsemble, *, noise: float = 0.1, lr: float = 1e-3, epochs: int = 20,
+                 batch_size: int = 64, l2_init: float = 1e-3, seed: int = 0):
+        self.model = model
+        self.noise = noise
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.l2 = torch.full((model.config.n_members,), l2_init, device=model.out_mean.device)
+        self.rng = np.random.default_rng(seed)
+        self._feature_stats_set = False
+
+    def _member_losses(self, batch: ComparisonBatch) -> torch.Tensor:
+        """Bradley–Terry loss of each member on the same comparisons: (M,)."""
+        b, length, f = batch.left.shape
+        x = torch.cat([batch.left, batch.right]).reshape(-1, f)
+        returns = self.model.raw(x).reshape(self.model.config.n_members, 2, b, length).sum(-1)
+        return torch.stack([
+            bradley_terry_loss(returns[m, 0], returns[m, 1], noise=self.noise, target=batch.preference)
+            for m in range(self.model.config.n_members)
+        ])
+
+    def train(self, train: ComparisonBatch, val: ComparisonBatch) -> TrainStats:
+        """Run ``epochs`` epochs on ``train``, adapting L2 on ``val``; then renormalize each member's
+        output on the steps of all these clips. Returns the round's stats.
+
+        Input standardization is measured on the first call's clips and then kept, so later rounds
+        refine the same function instead of chasing a moving input scale.
+        """
+        n_members = self.model.config.n_members
+        n = len(train)
+        if n == 0:
+            raise ValueError("no labeled comparisons to train the reward model on")
+        n_features = train.left.shape[-1]
+        steps = torch.cat([train.left, train.right, val.left, val.right]).reshape(-1, n_features)
+        if not self._feature_stats_set:
+            self.model.set_feature_stats(steps)
+            self._feature_stats_set = True
+        # One bootstrap resample per member, each of the full size.
+        boot = torch.as_tensor(self.rng.integers(0, n, size=(n_members, n)), device=train.preference.device)
+        self.model.train()
+        for _ in range(self.epochs):
+            perm = torch.as_tensor(self.rng.permutation(n), device=boot.device)
+            for start in range(0, n, self.batch_size):
+                cols = perm[start:start + self.batch_size]
+                idx = boot[:, cols]  # (M, b): member m sees its own resampled comparisons
+                b = idx.shape[1]
+                left, right = train.left[idx], train.right[idx]  # (M, b, L, F)
+                length, f = left.shape[2], left.shape[3]
+                x = torch.cat([left, right], dim=1).reshape(n_members, 2 * b * length, f)
+                returns = self.model.raw(x).reshape(n_members, 2, b, length).sum(-1)
+                # The mean over members and comparisons, times M: the sum of the members' losses.
+                fit = bradley_terry_loss(returns[:, 0].reshape(-1), returns[:, 1].reshape(-1), noise=self.noise,
+                                         target=train.preference[idx].reshape(-1)) * n_members
+                loss = fit + (self.l2 * self.model.l2()).sum()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+            if len(val):
+                self._adapt_l2(train, val)
+        self.model.set_output_stats(steps)
+        return self.evaluate(train, val)
+
+    @torch.no_grad()
+    def _adapt_l2(self, train: ComparisonBatch, val: ComparisonBatch) -> None:
+        self.model.eval()
+        ratio = self._member_losses(val) / self._member_losses(train).clamp_min(1e-6)
+        self.l2 = torch.where(ratio > 1.5, self.l2 * 1.5, torch.where(ratio < 1.1, self.l2 / 1.5, self.l2))
+        self.l2 = self.l2.clamp(1e-6, 10.0)
+        self.model.train()
+
+    @torch.no_grad()
+    def evaluate(self, train: ComparisonBatch, val: ComparisonBatch) -> TrainStats:
+        """Mean member losses and the learned reward's accuracy on held-out non-tie comparisons."""
+        self.model.eval()
+        train_loss = self._member_losses(train).mean().item()
+        val_loss = self._member_losses(val).mean().item() if len(val) else float("nan")
+        accuracy = float("nan")
+        decided = val.preference != 0.5
+        if decided.any():
+            v = val.subset(torch.nonzero(decided).squeeze(1))
+            b, length, f = v.left.shape
+            r = self.model(torch.cat([v.left, v.right]).reshape(-1, f)).reshape(2, b, length).sum(-1)
+            accuracy = ((r[0] > r[1]).float() == v.preference).float().mean().item()
+        return TrainStats(train_loss, val_loss, accuracy, self.l2.tolist(), len(train), len(val))

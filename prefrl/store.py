@@ -1,0 +1,239 @@
+"""The preference store: clips and comparisons in one embedded SQLite file.
+
+WAL mode lets a labeling process and the trainer share the file; every label is committed the
+moment it is given. Arrays are stored as ``np.save`` bytes (``allow_pickle=False``), zlib-compressed:
+nothing in the store is a pickle.
+"""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .clips import Clip
+from .errors import StoreError
+
+__all__ = ["SCHEMA_VERSION", "Comparison", "PreferenceStore"]
+
+SCHEMA_VERSION = 1
+APP_ID = "prefrl"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE clips (
+    id INTEGER PRIMARY KEY,
+    length INTEGER NOT NULL,
+    true_return REAL NOT NULL,
+    timestep INTEGER NOT NULL,
+    obs BLOB NOT NULL,
+    actions BLOB NOT NULL,
+    true_rewards BLOB NOT NULL,
+    frames BLOB,
+    created REAL NOT NULL
+);
+CREATE TABLE comparisons (
+    id INTEGER PRIMARY KEY,
+    left_id INTEGER NOT NULL REFERENCES clips(id),
+    right_id INTEGER NOT NULL REFERENCES clips(id),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'labeled', 'skipped')),
+    preference REAL CHECK (preference IN (0.0, 0.5, 1.0)),
+    source TEXT NOT NULL,
+    labeler TEXT,
+    created REAL NOT NULL,
+    labeled_at REAL,
+    CHECK ((status = 'labeled') = (preference IS NOT NULL))
+);
+CREATE INDEX comparisons_status ON comparisons(status);
+"""
+
+
+def _pack(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return zlib.compress(buf.getvalue(), 1)
+
+
+def _unpack(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A query between two stored clips and, once answered, its label.
+
+    ``preference`` is the probability that the left clip is better: 1.0 left, 0.0 right, 0.5 equally
+    good; None while pending or when skipped ("can't tell", never trained on).
+    """
+
+    id: int
+    left_id: int
+    right_id: int
+    status: str
+    preference: float | None
+    source: str
+    labeler: str | None
+
+
+class PreferenceStore:
+    """One SQLite file holding a run's clips and comparisons.
+
+    Args:
+        path: the store file; created with the current schema if it does not exist.
+        env: the env name recorded in a new store; a store of another env is refused.
+
+    Raises:
+        StoreError: the file is not a prefrl store, was written by a newer schema, or belongs
+            to another env.
+    """
+
+    def __init__(self, path: str | Path, env: str | None = None):
+        self.path = Path(path)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            if new:
+                self._create(env)
+            self._check(env)
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a label acknowledged to the user survives a power cut, not only a crash.
+            self._db.execute("PRAGMA synchronous = FULL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a readable prefrl store ({exc}): move it away or choose another --run-dir"
+            ) from None
+
+    def _create(self, env: str | None) -> None:
+        with self._transaction():
+            for statement in _SCHEMA.strip().split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION)), ("env", env or ""),
+                 ("created", str(time.time()))],
+            )
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check(self, env: str | None) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        meta = dict(self._db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
+        if meta.get("app") != APP_ID:
+            raise StoreError(
+                f"{self.path} is not a prefrl store (it has no prefrl metadata): move it away or choose another --run-dir"
+            )
+        version = int(meta.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has store schema {version}, newer than this prefrl's {SCHEMA_VERSION}: "
+                "upgrade prefrl or choose another --run-dir"
+            )
+        if env and meta.get("env") and meta["env"] != env:
+            raise StoreError(f"{self.path} holds clips of env {meta['env']!r}, not {env!r}: choose another --run-dir")
+        self.env = meta.get("env") or env
+
+    def _transaction(self):
+        db = self._db
+
+        class _Tx:
+            def __enter__(self):
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, exc, tb):
+                db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+        return _Tx()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> PreferenceStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # clips
+    def add_clips(self, clips: list[Clip]) -> list[int]:
+        """Save clips; returns their ids in order."""
+        ids = []
+        now = time.time()
+        with self._transaction():
+            for clip in clips:
+                cur = self._db.execute(
+                    "INSERT INTO clips (length, true_return, timestep, obs, actions, true_rewards, frames, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (clip.length, clip.true_return, clip.timestep, _pack(clip.obs), _pack(clip.actions),
+                     _pack(clip.true_rewards), None if clip.frames is None else _pack(clip.frames), now),
+                )
+                ids.append(int(cur.lastrowid))
+        return ids
+
+    def get_clips(self, ids: list[int], *, frames: bool = False) -> list[Clip]:
+        """Load clips by id, in the order asked (frames only if ``frames``)."""
+        if not ids:
+            return []
+        unique = sorted(set(int(i) for i in ids))
+        rows = {}
+        for chunk in range(0, len(unique), 500):
+            part = unique[chunk:chunk + 500]
+            cols = "id, obs, actions, true_rewards, timestep" + (", frames" if frames else "")
+            q = f"SELECT {cols} FROM clips WHERE id IN ({','.join('?' * len(part))})"
+            for row in self._db.execute(q, part):
+                rows[row[0]] = row
+        missing = [i for i in unique if i not in rows]
+        if missing:
+            raise StoreError(f"{self.path} has no clips with ids {missing[:5]}: the store is damaged")
+        out = []
+        for i in ids:
+            row = rows[int(i)]
+            out.append(Clip(_unpack(row[1]), _unpack(row[2]), _unpack(row[3]),
+                            _unpack(row[5]) if frames and row[5] is not None else None, row[4], row[0]))
+        return out
+
+    def num_clips(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
+
+    # comparisons
+    def add_queries(self, pairs: list[tuple[int, int]], source: str) -> list[int]:
+        """Ask for labels on clip pairs (left id, right id); returns the comparison ids."""
+        now = time.time()
+        ids = []
+        with self._transaction():
+            for left, right in pairs:
+                cur = self._db.execute(
+                    "INSERT INTO comparisons (left_id, right_id, status, source, created) VALUES (?, ?, 'pending', ?, ?)",
+                    (int(left), int(right), source, now),
+                )
+                ids.append(int(cur.lastrowid))
+        return ids
+
+    def record_labels(self, labels: list[tuple[int, float | None]], labeler: str) -> None:
+        """Answer pending comparisons: (comparison id, preference or None for skipped), in one commit."""
+        now = time.time()
+        with self._transaction():
+            for comparison_id, preference in labels:
+                if preference is not None and preference not in (0.0, 0.5, 1.0):
+                    raise StoreError(f"preference must be 0, 0.5 or 1 (or None to skip), got {preference!r}")
+                status = "skipped" if preference is None else "labeled"
+                self._db.execute(
+                    "UPDATE comparisons SET status = ?, preference = ?, labeler = ?, labeled_at = ? WHERE id = ?",
+                    (status, preference, labeler, now, int(comparison_id)),
+                )
+
+    def comparisons(self, status: str | None = None) -> list[Comparison]:
+        """All comparisons, or those with one status, oldest first."""
+        q = "SELECT id, left_id, right_id, status, preference, source, labeler FROM comparisons"
+        rows = self._db.execute(q + (" WHERE status = ?" if status else "") + " ORDER BY id",
+                                (status,) if status else ())
+        return [Comparison(*row) for row in rows]
+
+    def num_labels(self) -> int:
+        """Comparisons answered with a preference (skips do not count)."""
+        return self._db.execute("SELECT COUNT(*) FROM comparisons WHERE status = 'labeled'").fetchone()[0]

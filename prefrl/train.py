@@ -1,0 +1,248 @@
+"""``prefrl train``: one run of preference-based (or true-reward) PPO, from config to summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import safe_mean, set_random_seed
+
+from .clips import ClipRecorder
+from .envs import make_env, resolve
+from .errors import PrefrlError
+from .learned_reward import LearnedRewardVecEnv
+from .loop import PreferenceCallback, PreferenceLoop
+from .presets import preset_for
+from .queries import QUERY_STRATEGIES
+from .reward_model import RewardEnsemble, RewardModelConfig, step_features
+from .reward_training import EnsembleTrainer
+from .schedule import LabelSchedule
+from .store import PreferenceStore
+from .teachers import OracleTeacher
+
+__all__ = ["TrainConfig", "train"]
+
+STORE_NAME = "store.sqlite"
+
+
+@dataclass
+class TrainConfig:
+    """One run. Fields left None take the env's preset (see :mod:`prefrl.presets`).
+
+    Attributes:
+        env: a suite short name (``cartpole``) or a gymnasium id.
+        reward: ``learned`` (preference PPO) or ``true`` (the same PPO on the true reward: the baseline).
+        labels: the label budget (synthetic oracle comparisons).
+        steps: PPO env steps.
+        seed: seeds PPO, the envs, query selection and the reward model.
+        run_dir: where the store, checkpoints, logs and summary go; a fresh ``runs/...`` if None.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; PPO and the reward model both use it.
+        query: ``random`` or ``disagreement``.
+        fixed_horizon: hide termination (see ``prefrl.envs.FixedHorizon``); the honest default.
+        progress_bar: show SB3's progress bar.
+    """
+
+    env: str
+    reward: str = "learned"
+    labels: int | None = None
+    steps: int | None = None
+    seed: int = 0
+    run_dir: str | None = None
+    device: str = "auto"
+    query: str = "disagreement"
+    fixed_horizon: bool = True
+    progress_bar: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`PrefrlError` naming the first bad value and what to do."""
+        resolve(self.env)
+        if self.reward not in ("learned", "true"):
+            raise PrefrlError(f"--reward {self.reward!r} is not known: use learned or true")
+        if self.labels is not None and self.labels < 2:
+            raise PrefrlError(f"--labels {self.labels} is too few: give at least 2 labels (the preset asks for "
+                              f"{preset_for(self.env).labels})")
+        if self.steps is not None and self.steps < 1:
+            raise PrefrlError(f"--steps {self.steps} must be a positive number of env steps")
+        if self.query not in QUERY_STRATEGIES:
+            raise PrefrlError(f"--query {self.query!r} is not known: use one of {', '.join(QUERY_STRATEGIES)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise PrefrlError(f"--device {self.device!r} is not known: use auto, cpu or cuda")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise PrefrlError(f"--device {self.device} asked for CUDA, but torch sees no GPU: use --device auto or cpu")
+
+
+def _run_dir(config: TrainConfig) -> Path:
+    if config.run_dir:
+        path = Path(config.run_dir)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path("runs") / f"{resolve(config.env).name}-{config.reward}-s{config.seed}-{stamp}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / ".write-test").touch()
+        (path / ".write-test").unlink()
+    except OSError as exc:
+        raise PrefrlError(f"cannot write to run directory {path} ({exc.strerror}): choose another --run-dir") from None
+    return path
+
+
+class _Metrics:
+    """Writes one row of ``metrics.csv`` per PPO update."""
+
+    FIELDS = ["timesteps", "labels", "true_episode_return", "learned_episode_return", "rm_val_accuracy",
+              "rm_val_loss", "rm_train_loss", "wall_seconds"]
+
+    def __init__(self, path: Path, start: float):
+        self._file = path.open("w", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=self.FIELDS)
+        self._writer.writeheader()
+        self._start = start
+
+    def row(self, model: PPO, labels: int | None = None, learned: list[float] | None = None, stats=None) -> None:
+        self._writer.writerow({
+            "timesteps": model.num_timesteps,
+            "labels": labels if labels is not None else "",
+            "true_episode_return": _fmt(safe_mean([ep["r"] for ep in model.ep_info_buffer])),
+            "learned_episode_return": _fmt(np.mean(learned[-20:])) if learned else "",
+            "rm_val_accuracy": _fmt(stats.val_accuracy) if stats else "",
+            "rm_val_loss": _fmt(stats.val_loss) if stats else "",
+            "rm_train_loss": _fmt(stats.train_loss) if stats else "",
+            "wall_seconds": f"{time.time() - self._start:.1f}",
+        })
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _fmt(x: float) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
+
+
+def _rollout_callback(fn):
+    """An SB3 callback that calls ``fn(model)`` after each rollout (for the true-reward baseline)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _Each(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            fn(self.model)
+
+    return _Each()
+
+
+def train(config: TrainConfig) -> dict:
+    """Run one training job and return its summary (also written to ``summary.json``)."""
+    config.validate()
+    start = time.time()
+    spec = resolve(config.env)
+    preset = preset_for(spec.name)
+    labels = config.labels or preset.labels
+    steps = config.steps or preset.timesteps
+    device = "cuda" if config.device == "auto" and torch.cuda.is_available() else (
+        "cpu" if config.device == "auto" else config.device)
+    run_dir = _run_dir(config)
+    store = PreferenceStore(run_dir / STORE_NAME, env=spec.name) if config.reward == "learned" else None
+    if store is not None and store.num_clips():
+        raise PrefrlError(f"{run_dir} already holds a run ({store.num_labels()} labels): choose a new --run-dir")
+    (run_dir / "config.json").write_text(json.dumps(
+        {**asdict(config), "labels": labels, "steps": steps, "gym_id": spec.gym_id, "device": device,
+         "preset": {k: (repr(v) if k == "ppo" else v) for k, v in asdict(preset).items()}}, indent=2))
+    set_random_seed(config.seed)
+
+    def env_fn():
+        return Monitor(make_env(spec.name, fixed_horizon=config.fixed_horizon))
+
+    venv = make_vec_env(env_fn, n_envs=preset.n_envs, seed=config.seed)
+    metrics = _Metrics(run_dir / "metrics.csv", start)
+    callback = None
+    loop = None
+    if config.reward == "learned":
+        venv = LearnedRewardVecEnv(venv)
+        obs_space, act_space = venv.observation_space, venv.action_space
+        n_features = step_features(np.zeros((1, *obs_space.shape), np.float32),
+                                   np.zeros((1, *act_space.shape)), obs_space, act_space).shape[-1]
+        model = RewardEnsemble(RewardModelConfig(n_features, reward_std=preset.reward_std)).to(device)
+        initial = max(1, min(labels, round(preset.initial_fraction * labels)))
+        loop = PreferenceLoop(
+            store=store, teacher=OracleTeacher(), model=model, trainer=EnsembleTrainer(model, seed=config.seed),
+            recorder=ClipRecorder(preset.n_envs, preset.clip_length, capacity=4000),
+            observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
+        )
+        _pretrain(loop, env_fn, preset, initial, config.seed)
+        model.save(run_dir)
+        schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
+        callback = PreferenceCallback(
+            loop, venv, schedule, preset.label_batch,
+            on_update=lambda cb: metrics.row(cb.model, loop.store.num_labels(), cb.learned_episode_returns,
+                                             loop.last_stats),
+        )
+    else:
+        callback = _rollout_callback(lambda m: metrics.row(m))
+
+    ppo = PPO("MlpPolicy", venv, seed=config.seed, device=device, verbose=0,
+              tensorboard_log=str(run_dir / "tb"), **preset.ppo)
+    learn_start = time.time()
+    ppo.learn(steps, callback=callback, progress_bar=config.progress_bar, tb_log_name="ppo")
+    learn_seconds = time.time() - learn_start
+    metrics.close()
+    ppo.save(run_dir / "policy.zip")
+    if loop is not None:
+        loop.model.save(run_dir)
+
+    eval_env = Monitor(make_env(spec.name, fixed_horizon=False))
+    eval_env.reset(seed=config.seed + 10_000)
+    returns, _ = evaluate_policy(ppo, eval_env, n_eval_episodes=preset.eval_episodes, deterministic=True,
+                                 return_episode_rewards=True)
+    summary = {
+        "env": spec.name,
+        "gym_id": spec.gym_id,
+        "seed": config.seed,
+        "reward": config.reward,
+        "query": config.query if loop else None,
+        "fixed_horizon": config.fixed_horizon,
+        "timesteps": int(ppo.num_timesteps),
+        "labels_used": store.num_labels() if store else 0,
+        "true_return_mean": float(np.mean(returns)),
+        "true_return_std": float(np.std(returns)),
+        "eval_episodes": len(returns),
+        "rm_val_accuracy": loop.last_stats.val_accuracy if loop and loop.last_stats else None,
+        "wall_seconds": round(time.time() - start, 1),
+        "learn_seconds": round(learn_seconds, 1),
+        "steps_per_second": round(ppo.num_timesteps / learn_seconds, 1),
+        "device": device,
+        "run_dir": str(run_dir),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    venv.close()
+    if store is not None:
+        store.close()
+    return summary
+
+
+def _pretrain(loop: PreferenceLoop, env_fn, preset, initial: int, seed: int) -> None:
+    """Ask the initial labels on random-policy clips and fit the reward model before RL starts
+    (Christiano et al. 2017, App. A)."""
+    random_env = LearnedRewardVecEnv(make_vec_env(env_fn, n_envs=preset.n_envs, seed=seed + 1))
+    random_env.reset()
+    random_env.action_space.seed(seed)
+    n_steps = max(1, (10 * initial * preset.clip_length) // preset.n_envs)
+    for _ in range(n_steps):
+        random_env.step(np.stack([random_env.action_space.sample() for _ in range(preset.n_envs)]))
+    loop.collect(random_env.drain(), timestep=0)
+    random_env.close()
+    if loop.ask(initial, strategy="random") == 0:
+        raise PrefrlError("the random policy produced fewer than two distinct clips: lower the clip length")
+    loop.fit()

@@ -38,7 +38,9 @@ class ComparisonBatch(NamedTuple):
     right: torch.Tensor
     preference: torch.Tensor
 
-    def __len__(self) -> int:
+    @property
+    def n(self) -> int:
+        """Number of comparisons."""
         return len(self.preference)
 
     def subset(self, idx: torch.Tensor | np.ndarray) -> ComparisonBatch:
@@ -103,7 +105,7 @@ class EnsembleTrainer:
         refine the same function instead of chasing a moving input scale.
         """
         n_members = self.model.config.n_members
-        n = len(train)
+        n = train.n
         if n == 0:
             raise ValueError("no labeled comparisons to train the reward model on")
         n_features = train.left.shape[-1]
@@ -131,7 +133,7 @@ class EnsembleTrainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
-            if len(val):
+            if val.n:
                 self._adapt_l2(train, val)
         self.model.set_output_stats(steps)
         return self.evaluate(train, val)
@@ -149,7 +151,7 @@ class EnsembleTrainer:
         """Mean member losses and the learned reward's accuracy on held-out non-tie comparisons."""
         self.model.eval()
         train_loss = self._member_losses(train).mean().item()
-        val_loss = self._member_losses(val).mean().item() if len(val) else float("nan")
+        val_loss = self._member_losses(val).mean().item() if val.n else float("nan")
         accuracy = float("nan")
         decided = val.preference != 0.5
         if decided.any():
@@ -157,4 +159,4 @@ class EnsembleTrainer:
             b, length, f = v.left.shape
             r = self.model(torch.cat([v.left, v.right]).reshape(-1, f)).reshape(2, b, length).sum(-1)
             accuracy = ((r[0] > r[1]).float() == v.preference).float().mean().item()
-        return TrainStats(train_loss, val_loss, accuracy, self.l2.tolist(), len(train), len(val))
+        return TrainStats(train_loss, val_loss, accuracy, self.l2.tolist(), train.n, val.n)

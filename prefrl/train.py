@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import safe_mean, set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from .clips import ClipRecorder
 from .envs import make_env, resolve
@@ -162,10 +162,15 @@ def train(config: TrainConfig) -> dict:
          "preset": {k: (repr(v) if k == "ppo" else v) for k, v in asdict(preset).items()}}, indent=2))
     set_random_seed(config.seed)
 
-    def env_fn():
-        return Monitor(make_env(spec.name, fixed_horizon=config.fixed_horizon))
+    def make_venv(seed: int) -> DummyVecEnv:
+        # A Monitor on the plain env, inside the fixed-horizon wrapper, logs the game's own episodes.
+        venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.fixed_horizon, inner_wrapper=Monitor)
+                            for _ in range(preset.n_envs)])
+        venv.seed(seed)
+        venv.action_space.seed(seed)
+        return venv
 
-    venv = make_vec_env(env_fn, n_envs=preset.n_envs, seed=config.seed)
+    venv = make_venv(config.seed)
     metrics = _Metrics(run_dir / "metrics.csv", start)
     callback = None
     loop = None
@@ -181,7 +186,7 @@ def train(config: TrainConfig) -> dict:
             recorder=ClipRecorder(preset.n_envs, preset.clip_length, capacity=4000),
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
         )
-        _pretrain(loop, env_fn, preset, initial, config.seed)
+        _pretrain(loop, make_venv(config.seed + 1), initial, preset.clip_length)
         model.save(run_dir)
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
         callback = PreferenceCallback(
@@ -232,15 +237,14 @@ def train(config: TrainConfig) -> dict:
     return summary
 
 
-def _pretrain(loop: PreferenceLoop, env_fn, preset, initial: int, seed: int) -> None:
+def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, clip_length: int) -> None:
     """Ask the initial labels on random-policy clips and fit the reward model before RL starts
     (Christiano et al. 2017, App. A)."""
-    random_env = LearnedRewardVecEnv(make_vec_env(env_fn, n_envs=preset.n_envs, seed=seed + 1))
+    random_env = LearnedRewardVecEnv(venv)
     random_env.reset()
-    random_env.action_space.seed(seed)
-    n_steps = max(1, (10 * initial * preset.clip_length) // preset.n_envs)
+    n_steps = max(1, (10 * initial * clip_length) // venv.num_envs)
     for _ in range(n_steps):
-        random_env.step(np.stack([random_env.action_space.sample() for _ in range(preset.n_envs)]))
+        random_env.step(np.stack([random_env.action_space.sample() for _ in range(venv.num_envs)]))
     loop.collect(random_env.drain(), timestep=0)
     random_env.close()
     if loop.ask(initial, strategy="random") == 0:

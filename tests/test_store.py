@@ -1,0 +1,72 @@
+import sqlite3
+
+import numpy as np
+import pytest
+
+from prefrl.clips import Clip
+from prefrl.errors import StoreError
+from prefrl.store import PreferenceStore
+
+
+def _clip(seed: int, length: int = 5) -> Clip:
+    rng = np.random.default_rng(seed)
+    return Clip(rng.normal(size=(length, 4)).astype(np.float32), rng.integers(0, 2, size=length),
+                rng.normal(size=length).astype(np.float32), timestep=seed)
+
+
+def test_clips_round_trip(tmp_path):
+    with PreferenceStore(tmp_path / "s.sqlite", env="cartpole") as store:
+        clips = [_clip(0), _clip(1)]
+        ids = store.add_clips(clips)
+        back = store.get_clips(ids[::-1])
+    assert [c.clip_id for c in back] == ids[::-1]
+    np.testing.assert_array_equal(back[1].obs, clips[0].obs)
+    np.testing.assert_array_equal(back[0].actions, clips[1].actions)
+    assert back[1].true_return == pytest.approx(clips[0].true_return)
+
+
+def test_labels_persist_and_skips_do_not_count(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with PreferenceStore(path, env="cartpole") as store:
+        a, b, c = store.add_clips([_clip(0), _clip(1), _clip(2)])
+        q = store.add_queries([(a, b), (b, c), (a, c)], source="oracle")
+        store.record_labels([(q[0], 1.0), (q[1], None)], labeler="ann")
+    with PreferenceStore(path, env="cartpole") as store:
+        assert store.num_labels() == 1
+        assert [x.status for x in store.comparisons()] == ["labeled", "skipped", "pending"]
+        assert store.comparisons("labeled")[0].preference == 1.0
+        assert store.comparisons("labeled")[0].labeler == "ann"
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_bad_preference_is_refused_and_nothing_half_written(tmp_path):
+    with PreferenceStore(tmp_path / "s.sqlite") as store:
+        a, b = store.add_clips([_clip(0), _clip(1)])
+        q = store.add_queries([(a, b), (b, a)], source="oracle")
+        with pytest.raises(StoreError, match="0, 0.5 or 1"):
+            store.record_labels([(q[0], 1.0), (q[1], 0.7)], labeler="x")
+        assert store.num_labels() == 0
+
+
+def test_foreign_file_is_refused(tmp_path):
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"this is not a database at all" * 10)
+    with pytest.raises(StoreError, match="not a readable prefrl store"):
+        PreferenceStore(path)
+    other = tmp_path / "other.sqlite"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)")
+    with pytest.raises(StoreError, match="not a prefrl store"):
+        PreferenceStore(other)
+
+
+def test_newer_schema_and_other_env_are_refused(tmp_path):
+    path = tmp_path / "s.sqlite"
+    PreferenceStore(path, env="cartpole").close()
+    with pytest.raises(StoreError, match="holds clips of env 'cartpole'"):
+        PreferenceStore(path, env="pendulum")
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema 99, newer"):
+        PreferenceStore(path, env="cartpole")

@@ -115,9 +115,9 @@ class PreferenceLoop:
         batch = ComparisonBatch(left, right, pref)
         return batch.subset(train), batch.subset(val)
 
-    def fit(self) -> TrainStats:
-        """Retrain the ensemble on every labeled comparison in the store."""
-        self.last_stats = self.trainer.train(*self.labeled())
+    def fit(self, epochs: int | None = None) -> TrainStats:
+        """Retrain the ensemble on every labeled comparison in the store (warm start)."""
+        self.last_stats = self.trainer.train(*self.labeled(), epochs=epochs)
         return self.last_stats
 
 

@@ -40,7 +40,7 @@ class Preset:
     ppo: dict[str, Any] = field(default_factory=dict)
     initial_fraction: float = 0.25
     t0_fraction: float = 0.25
-    label_batch: int = 10
+    label_batch: int = 20
     reward_std: float = 1.0
     eval_episodes: int = 10
 

@@ -76,7 +76,7 @@ class EnsembleTrainer:
         seed: seeds the bootstrap resamples.
     """
 
-    def __init__(self, model: RewardEnsemble, *, noise: float = 0.1, lr: float = 1e-3, epochs: int = 20,
+    def __init__(self, model: RewardEnsemble, *, noise: float = 0.1, lr: float = 1e-3, epochs: int = 8,
                  batch_size: int = 64, l2_init: float = 1e-3, seed: int = 0):
         self.model = model
         self.noise = noise
@@ -87,19 +87,28 @@ class EnsembleTrainer:
         self.rng = np.random.default_rng(seed)
         self._feature_stats_set = False
 
-    def _member_losses(self, batch: ComparisonBatch) -> torch.Tensor:
-        """Bradley–Terry loss of each member on the same comparisons: (M,)."""
-        b, length, f = batch.left.shape
-        x = torch.cat([batch.left, batch.right]).reshape(-1, f)
-        returns = self.model.raw(x).reshape(self.model.config.n_members, 2, b, length).sum(-1)
-        return torch.stack([
-            bradley_terry_loss(returns[m, 0], returns[m, 1], noise=self.noise, target=batch.preference)
-            for m in range(self.model.config.n_members)
-        ])
+    def _per_member(self, returns: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Bradley–Terry loss of each member: returns (M, 2, b) of the left and right clips, target
+        (M, b) or (b,). Gives (M,)."""
+        target = target.expand(returns.shape[0], -1)
+        return torch.stack([bradley_terry_loss(r[0], r[1], noise=self.noise, target=t)
+                            for r, t in zip(returns, target)])
 
-    def train(self, train: ComparisonBatch, val: ComparisonBatch) -> TrainStats:
-        """Run ``epochs`` epochs on ``train``, adapting L2 on ``val``; then renormalize each member's
-        output on the steps of all these clips. Returns the round's stats.
+    def _returns(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Each member's summed raw reward of the clips: (b, L, F) shared or (M, b, L, F) per member
+        in, (M, 2, b) out."""
+        b, length, f = left.shape[-3:]
+        x = torch.cat([left, right], dim=-3).reshape(*left.shape[:-3], 2 * b * length, f)
+        return self.model.raw(x).reshape(self.model.config.n_members, 2, b, length).sum(-1)
+
+    @torch.no_grad()
+    def _member_losses(self, batch: ComparisonBatch) -> torch.Tensor:
+        """Loss of each member on the same comparisons: (M,)."""
+        return self._per_member(self._returns(batch.left, batch.right), batch.preference)
+
+    def train(self, train: ComparisonBatch, val: ComparisonBatch, epochs: int | None = None) -> TrainStats:
+        """Run ``epochs`` (default: the trainer's) epochs on ``train``, adapting L2 on ``val``; then
+        renormalize each member's output on the steps of all these clips. Returns the round's stats.
 
         Input standardization is measured on the first call's clips and then kept, so later rounds
         refine the same function instead of chasing a moving input scale.
@@ -116,32 +125,28 @@ class EnsembleTrainer:
         # One bootstrap resample per member, each of the full size.
         boot = torch.as_tensor(self.rng.integers(0, n, size=(n_members, n)), device=train.preference.device)
         self.model.train()
-        for _ in range(self.epochs):
+        for _ in range(epochs or self.epochs):
             perm = torch.as_tensor(self.rng.permutation(n), device=boot.device)
+            epoch_loss = torch.zeros(n_members, device=boot.device)
             for start in range(0, n, self.batch_size):
-                cols = perm[start:start + self.batch_size]
-                idx = boot[:, cols]  # (M, b): member m sees its own resampled comparisons
-                b = idx.shape[1]
-                left, right = train.left[idx], train.right[idx]  # (M, b, L, F)
-                length, f = left.shape[2], left.shape[3]
-                x = torch.cat([left, right], dim=1).reshape(n_members, 2 * b * length, f)
-                returns = self.model.raw(x).reshape(n_members, 2, b, length).sum(-1)
-                # The mean over members and comparisons, times M: the sum of the members' losses.
-                fit = bradley_terry_loss(returns[:, 0].reshape(-1), returns[:, 1].reshape(-1), noise=self.noise,
-                                         target=train.preference[idx].reshape(-1)) * n_members
-                loss = fit + (self.l2 * self.model.l2()).sum()
+                idx = boot[:, perm[start:start + self.batch_size]]  # (M, b): each member its own resample
+                fit = self._per_member(self._returns(train.left[idx], train.right[idx]), train.preference[idx])
+                loss = fit.sum() + (self.l2 * self.model.l2()).sum()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                epoch_loss += fit.detach() * idx.shape[1]
             if val.n:
-                self._adapt_l2(train, val)
+                self._adapt_l2(epoch_loss / n, val)
         self.model.set_output_stats(steps)
         return self.evaluate(train, val)
 
     @torch.no_grad()
-    def _adapt_l2(self, train: ComparisonBatch, val: ComparisonBatch) -> None:
+    def _adapt_l2(self, train_loss: torch.Tensor, val: ComparisonBatch) -> None:
+        """Grow a member's L2 strength when its validation loss exceeds 1.5× its training loss (the
+        epoch's running mean), shrink it below 1.1×."""
         self.model.eval()
-        ratio = self._member_losses(val) / self._member_losses(train).clamp_min(1e-6)
+        ratio = self._member_losses(val) / train_loss.clamp_min(1e-6)
         self.l2 = torch.where(ratio > 1.5, self.l2 * 1.5, torch.where(ratio < 1.1, self.l2 / 1.5, self.l2))
         self.l2 = self.l2.clamp(1e-6, 10.0)
         self.model.train()

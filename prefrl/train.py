@@ -249,4 +249,4 @@ def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, clip_length
     random_env.close()
     if loop.ask(initial, strategy="random") == 0:
         raise PrefrlError("the random policy produced fewer than two distinct clips: lower the clip length")
-    loop.fit()
+    loop.fit(epochs=5 * loop.trainer.epochs)  # from scratch: longer than the warm-started refits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,11 +35,12 @@ class PreferenceLoop:
         observation_space, action_space: the env's spaces, for the step features.
         query: ``random`` or ``disagreement``.
         seed: seeds query selection.
+        save_dir: where each refit ensemble is saved (``reward_model.pt`` + ``.json``), if given.
     """
 
     def __init__(self, *, store: PreferenceStore, teacher: OracleTeacher, model: RewardEnsemble,
                  trainer: EnsembleTrainer, recorder: ClipRecorder, observation_space: spaces.Space,
-                 action_space: spaces.Space, query: str, seed: int):
+                 action_space: spaces.Space, query: str, seed: int, save_dir: Path | None = None):
         self.store = store
         self.teacher = teacher
         self.model = model
@@ -48,6 +50,7 @@ class PreferenceLoop:
         self.action_space = action_space
         self.query = query
         self.rng = np.random.default_rng(seed)
+        self.save_dir = save_dir
         self.device = model.out_mean.device
         self.asked = len(store.comparisons())
         self.last_stats: TrainStats | None = None
@@ -118,6 +121,8 @@ class PreferenceLoop:
     def fit(self, epochs: int | None = None) -> TrainStats:
         """Retrain the ensemble on every labeled comparison in the store (warm start)."""
         self.last_stats = self.trainer.train(*self.labeled(), epochs=epochs)
+        if self.save_dir is not None:
+            self.model.save(self.save_dir)
         return self.last_stats
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import safe_mean, set_random_seed
@@ -129,18 +130,18 @@ def _fmt(x: float) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
 
 
-def _rollout_callback(fn):
-    """An SB3 callback that calls ``fn(model)`` after each rollout (for the true-reward baseline)."""
-    from stable_baselines3.common.callbacks import BaseCallback
+class _EachRollout(BaseCallback):
+    """Calls ``fn(model)`` after each rollout: the metrics of the true-reward baseline."""
 
-    class _Each(BaseCallback):
-        def _on_step(self) -> bool:
-            return True
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
 
-        def _on_rollout_end(self) -> None:
-            fn(self.model)
+    def _on_step(self) -> bool:
+        return True
 
-    return _Each()
+    def _on_rollout_end(self) -> None:
+        self.fn(self.model)
 
 
 def train(config: TrainConfig) -> dict:
@@ -172,7 +173,6 @@ def train(config: TrainConfig) -> dict:
 
     venv = make_venv(config.seed)
     metrics = _Metrics(run_dir / "metrics.csv", start)
-    callback = None
     loop = None
     if config.reward == "learned":
         venv = LearnedRewardVecEnv(venv)
@@ -185,9 +185,9 @@ def train(config: TrainConfig) -> dict:
             store=store, teacher=OracleTeacher(), model=model, trainer=EnsembleTrainer(model, seed=config.seed),
             recorder=ClipRecorder(preset.n_envs, preset.clip_length, capacity=4000),
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
+            save_dir=run_dir,
         )
         _pretrain(loop, make_venv(config.seed + 1), initial, preset.clip_length)
-        model.save(run_dir)
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
         callback = PreferenceCallback(
             loop, venv, schedule, preset.label_batch,
@@ -195,17 +195,17 @@ def train(config: TrainConfig) -> dict:
                                              loop.last_stats),
         )
     else:
-        callback = _rollout_callback(lambda m: metrics.row(m))
+        callback = _EachRollout(metrics.row)
+    # Five policy checkpoints over the run, for comparing learned and true reward along the way.
+    checkpoints = CheckpointCallback(max(1, steps // (5 * preset.n_envs)), str(run_dir / "checkpoints"), "policy")
 
     ppo = PPO("MlpPolicy", venv, seed=config.seed, device=device, verbose=0,
               tensorboard_log=str(run_dir / "tb"), **preset.ppo)
     learn_start = time.time()
-    ppo.learn(steps, callback=callback, progress_bar=config.progress_bar, tb_log_name="ppo")
+    ppo.learn(steps, callback=[callback, checkpoints], progress_bar=config.progress_bar, tb_log_name="ppo")
     learn_seconds = time.time() - learn_start
     metrics.close()
     ppo.save(run_dir / "policy.zip")
-    if loop is not None:
-        loop.model.save(run_dir)
 
     eval_env = Monitor(make_env(spec.name, fixed_horizon=False))
     eval_env.reset(seed=config.seed + 10_000)

@@ -1,0 +1,91 @@
+"""The entry point on tiny budgets, and its one-line errors."""
+
+import csv
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from prefrl.cli import main
+from prefrl.store import PreferenceStore
+
+
+def _run(args):
+    return subprocess.run([sys.executable, "-m", "prefrl.cli", *args], capture_output=True, text=True)
+
+
+def test_train_cartpole_end_to_end(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "cartpole", "--labels", "12", "--steps", "2048", "--seed", "1",
+                 "--run-dir", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "true return" in out and str(run) in out
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("env", "seed", "reward", "timesteps", "labels_used", "true_return_mean", "true_return_std",
+                "eval_episodes", "wall_seconds", "steps_per_second"):
+        assert key in summary
+    assert summary["reward"] == "learned" and summary["labels_used"] == 12 and summary["timesteps"] >= 2048
+    with PreferenceStore(run / "store.sqlite") as store:
+        assert store.num_labels() == 12
+        assert {c.source for c in store.comparisons()} == {"oracle"}
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert rows and rows[-1]["labels"] == "12" and rows[-1]["rm_val_accuracy"] != ""
+    assert int(rows[-1]["timesteps"]) == summary["timesteps"]
+    for name in ("policy.zip", "reward_model.pt", "reward_model.json", "config.json"):
+        assert (run / name).exists()
+    assert any((run / "tb").rglob("events.out.tfevents.*"))
+    assert len(list((run / "checkpoints").glob("policy_*_steps.zip"))) >= 4
+
+
+def test_train_true_reward_baseline(tmp_path):
+    run = tmp_path / "true"
+    assert main(["train", "pendulum", "--reward", "true", "--steps", "4096", "--run-dir", str(run),
+                 "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["reward"] == "true" and summary["labels_used"] == 0
+    assert not (run / "store.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "cartpol"], "unknown env 'cartpol'"),
+        (["train", "cartpole", "--labels", "0"], "--labels 0 is too few"),
+        (["train", "cartpole", "--query", "best"], "--query 'best' is not known"),
+        (["train", "cartpole", "--reward", "fake"], "--reward 'fake' is not known"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(args, message):
+    result = _run(args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_foreign_and_newer_stores_are_refused(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    sqlite3.connect(foreign / "store.sqlite").execute("CREATE TABLE mine (x)")
+    result = _run(["train", "cartpole", "--run-dir", str(foreign)])
+    assert result.returncode == 2 and "is not a prefrl store" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    PreferenceStore(newer / "store.sqlite", env="cartpole").close()
+    db = sqlite3.connect(newer / "store.sqlite")
+    db.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    result = _run(["train", "cartpole", "--run-dir", str(newer)])
+    assert result.returncode == 2 and "schema 7, newer than this prefrl's 1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_envs_lists_the_suite(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    for name in ("cartpole", "acrobot", "mountaincar", "pendulum"):
+        assert name in out

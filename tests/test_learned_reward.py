@@ -1,0 +1,72 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from prefrl.learned_reward import LearnedRewardVecEnv, relabel_rollout
+
+
+def _venv(n=2):
+    return DummyVecEnv([lambda: gym.make("CartPole-v1") for _ in range(n)])
+
+
+def reward_fn(obs, actions):
+    """A stand-in learned reward: the cart position plus the action."""
+    return obs[:, 0] + actions.astype(np.float32)
+
+
+def test_per_step_mode_replaces_reward_and_keeps_true_reward():
+    env = LearnedRewardVecEnv(_venv(), reward_fn)
+    obs = env.reset()
+    actions = np.array([1, 0])
+    new_obs, rewards, dones, infos = env.step(actions)
+    np.testing.assert_allclose(rewards, obs[:, 0] + actions)
+    assert [info["true_reward"] for info in infos] == [1.0, 1.0]
+    record = env.drain()
+    np.testing.assert_array_equal(record.obs[0], obs)
+    np.testing.assert_array_equal(record.actions[0], actions)
+    np.testing.assert_array_equal(record.true_rewards[0], [1.0, 1.0])
+    assert env.drain() is None
+
+
+def test_deferred_mode_returns_zeros_and_records_in_order():
+    env = LearnedRewardVecEnv(_venv())
+    first = env.reset()
+    _, rewards, _, _ = env.step(np.array([0, 0]))
+    second, _, _, _ = env.step(np.array([1, 1]))
+    assert (rewards == 0).all()
+    record = env.drain()
+    assert record.obs.shape == (2, 2, 4)
+    np.testing.assert_array_equal(record.obs[0], first)
+    np.testing.assert_array_equal(record.actions[:, 0], [0, 1])
+
+
+def test_rollout_relabel_equals_per_step_reward():
+    """PPO's buffer after a deferred rollout + relabel holds exactly what per-step mode gives."""
+    buffers = {}
+    for mode in ("step", "rollout"):
+        env = LearnedRewardVecEnv(_venv(), reward_fn if mode == "step" else None)
+        model = PPO("MlpPolicy", env, n_steps=64, seed=3, device="cpu")
+        model._setup_learn(64, None)
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        class Relabel(BaseCallback):
+            def _on_step(self):
+                return True
+
+            def _on_rollout_end(self):
+                if mode == "rollout":
+                    rec = env.drain()
+                    learned = reward_fn(rec.obs.reshape(-1, 4), rec.actions.reshape(-1)).reshape(64, 2)
+                    relabel_rollout(self.model.rollout_buffer, learned, self.locals["values"], self.locals["dones"])
+
+        cb = Relabel()
+        cb.init_callback(model)
+        model.collect_rollouts(env, cb, model.rollout_buffer, 64)
+        buffers[mode] = model.rollout_buffer
+    a, b = buffers["step"], buffers["rollout"]
+    np.testing.assert_array_equal(a.observations, b.observations)
+    np.testing.assert_allclose(a.rewards, b.rewards, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a.advantages, b.advantages, rtol=1e-4, atol=1e-4)
+    assert np.abs(a.rewards).sum() > 0

@@ -1,0 +1,35 @@
+import numpy as np
+import torch
+
+from prefrl.clips import Clip
+from prefrl.queries import select_pairs
+
+
+def _clips(n, length=4):
+    return [Clip(np.full((length, 1), i, np.float32), np.zeros(length), np.full(length, i, np.float32))
+            for i in range(n)]
+
+
+def test_random_pairs_are_distinct_and_skip_identical_clips():
+    clips = _clips(6) + [Clip(np.zeros((4, 1), np.float32), np.zeros(4), np.zeros(4, np.float32))]
+    pairs = select_pairs(clips, 15, "random", np.random.default_rng(0))
+    assert len(pairs) == len({tuple(sorted(p)) for p in pairs})
+    # clip 6 is a copy of clip 0: that pair tells a teacher nothing and is never asked
+    assert not any(sorted(p) == [0, 6] for p in pairs)
+    assert all(i != j for i, j in pairs)
+
+
+def test_disagreement_picks_the_pairs_members_disagree_on():
+    clips = _clips(10)
+
+    def member_returns(cs):
+        # Three members agree on every clip except clip 0 (their returns for it spread widely).
+        r = torch.tensor([float(c.obs[0, 0]) for c in cs]).repeat(3, 1)
+        for k, c in enumerate(cs):
+            if c.obs[0, 0] == 0:
+                r[:, k] = torch.tensor([-20.0, 0.0, 20.0])
+        return r
+
+    pairs = select_pairs(clips, 3, "disagreement", np.random.default_rng(1), member_returns, oversample=10)
+    assert len(pairs) == 3
+    assert all(0 in pair for pair in pairs)

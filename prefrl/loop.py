@@ -56,9 +56,11 @@ class PreferenceLoop:
         self.last_stats: TrainStats | None = None
         self._features: dict[int, np.ndarray] = {}
 
+    def _step_features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return step_features(obs, actions, self.observation_space, self.action_space, self.model.config.use_action)
+
     def features(self, obs: np.ndarray, actions: np.ndarray) -> torch.Tensor:
-        x = step_features(obs, actions, self.observation_space, self.action_space)
-        return torch.as_tensor(x, device=self.device)
+        return torch.as_tensor(self._step_features(obs, actions), device=self.device)
 
     @torch.no_grad()
     def learned_rewards(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -102,8 +104,7 @@ class PreferenceLoop:
     def _clip_features(self, clip_ids: list[int]) -> np.ndarray:
         missing = [i for i in dict.fromkeys(clip_ids) if i not in self._features]
         for clip in self.store.get_clips(missing):
-            self._features[clip.clip_id] = step_features(clip.obs, clip.actions, self.observation_space,
-                                                         self.action_space)
+            self._features[clip.clip_id] = self._step_features(clip.obs, clip.actions)
         return np.stack([self._features[i] for i in clip_ids])
 
     def labeled(self) -> tuple[ComparisonBatch, ComparisonBatch]:

@@ -30,6 +30,10 @@ class Preset:
         t0_fraction: the label-rate decay constant t0 as a share of ``timesteps``.
         label_batch: fewest new labels asked at once after the initial batch.
         reward_std: std of the learned reward PPO sees.
+        reward_uses_action: whether the reward model sees the action as well as the observation.
+        reward_updates: fewest gradient steps per refit of the reward model.
+        candidate_steps: queries are drawn from clips of this many most recent env steps, so that
+            labels follow the current policy (older clips were labeled when they were recent).
         eval_episodes: episodes of the plain env the final policy is scored on.
     """
 
@@ -42,6 +46,9 @@ class Preset:
     t0_fraction: float = 0.25
     label_batch: int = 20
     reward_std: float = 1.0
+    reward_uses_action: bool = True
+    reward_updates: int = 0
+    candidate_steps: int = 20_000
     eval_episodes: int = 10
 
 

@@ -17,15 +17,18 @@ __all__ = ["RewardModelConfig", "RewardEnsemble", "step_features"]
 
 
 def step_features(obs: np.ndarray, actions: np.ndarray, observation_space: spaces.Space,
-                  action_space: spaces.Space) -> np.ndarray:
+                  action_space: spaces.Space, use_action: bool = True) -> np.ndarray:
     """Flat float32 features of (observation, action) steps.
 
     ``obs`` is (..., *obs_shape) and ``actions`` (..., *act_shape) or (...,) for discrete actions;
     the result is (..., F). Discrete actions are one-hot; Box actions are clipped to their bounds
-    (SB3 stores the unclipped Gaussian sample; the env executed the clipped one).
+    (SB3 stores the unclipped Gaussian sample; the env executed the clipped one). With
+    ``use_action=False`` only the observation is used.
     """
     lead = obs.shape[: obs.ndim - len(observation_space.shape)]
     flat_obs = obs.reshape(*lead, -1).astype(np.float32, copy=False)
+    if not use_action:
+        return flat_obs
     if isinstance(action_space, spaces.Discrete):
         idx = actions.reshape(*lead).astype(np.int64) - int(action_space.start)
         act = np.eye(int(action_space.n), dtype=np.float32)[idx]
@@ -46,12 +49,14 @@ class RewardModelConfig:
         n_members: ensemble size (the paper uses 3).
         hidden: width of each member's two hidden layers.
         reward_std: std the learned reward is scaled to (the paper: 0.05 on Atari).
+        use_action: whether the features include the action (r(o, a)) or only the observation (r(o)).
     """
 
     n_features: int
     n_members: int = 3
     hidden: int = 64
     reward_std: float = 1.0
+    use_action: bool = True
 
 
 class _StackedLinear(nn.Module):

@@ -72,15 +72,18 @@ class EnsembleTrainer:
         noise: random-response probability in the preference model (the paper: 0.1).
         lr: Adam learning rate.
         epochs: passes over the training labels per call of :meth:`train`.
+        min_updates: fewest gradient steps per call; with few labels, more epochs are run to reach it
+            (a few epochs over 60 labels are a handful of steps, and leave the model underfit).
         batch_size: comparisons per gradient step.
         seed: seeds the bootstrap resamples.
     """
 
     def __init__(self, model: RewardEnsemble, *, noise: float = 0.1, lr: float = 1e-3, epochs: int = 8,
-                 batch_size: int = 64, l2_init: float = 1e-3, seed: int = 0):
+                 min_updates: int = 0, batch_size: int = 64, l2_init: float = 1e-3, seed: int = 0):
         self.model = model
         self.noise = noise
         self.epochs = epochs
+        self.min_updates = min_updates
         self.batch_size = batch_size
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.l2 = torch.full((model.config.n_members,), l2_init, device=model.out_mean.device)
@@ -125,7 +128,8 @@ class EnsembleTrainer:
         # One bootstrap resample per member, each of the full size.
         boot = torch.as_tensor(self.rng.integers(0, n, size=(n_members, n)), device=train.preference.device)
         self.model.train()
-        for _ in range(epochs or self.epochs):
+        batches = math.ceil(n / self.batch_size)
+        for _ in range(max(epochs or self.epochs, math.ceil(self.min_updates / batches))):
             perm = torch.as_tensor(self.rng.permutation(n), device=boot.device)
             epoch_loss = torch.zeros(n_members, device=boot.device)
             for start in range(0, n, self.batch_size):

@@ -177,13 +177,15 @@ def train(config: TrainConfig) -> dict:
     if config.reward == "learned":
         venv = LearnedRewardVecEnv(venv)
         obs_space, act_space = venv.observation_space, venv.action_space
-        n_features = step_features(np.zeros((1, *obs_space.shape), np.float32),
-                                   np.zeros((1, *act_space.shape)), obs_space, act_space).shape[-1]
-        model = RewardEnsemble(RewardModelConfig(n_features, reward_std=preset.reward_std)).to(device)
+        n_features = step_features(np.zeros((1, *obs_space.shape), np.float32), np.zeros((1, *act_space.shape)),
+                                   obs_space, act_space, preset.reward_uses_action).shape[-1]
+        model = RewardEnsemble(RewardModelConfig(n_features, reward_std=preset.reward_std,
+                                                 use_action=preset.reward_uses_action)).to(device)
         initial = max(1, min(labels, round(preset.initial_fraction * labels)))
         loop = PreferenceLoop(
-            store=store, teacher=OracleTeacher(), model=model, trainer=EnsembleTrainer(model, seed=config.seed),
-            recorder=ClipRecorder(preset.n_envs, preset.clip_length, capacity=4000),
+            store=store, teacher=OracleTeacher(), model=model, trainer=EnsembleTrainer(model, min_updates=preset.reward_updates, seed=config.seed),
+            recorder=ClipRecorder(preset.n_envs, preset.clip_length,
+                                  capacity=max(100, preset.candidate_steps // preset.clip_length)),
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
             save_dir=run_dir,
         )

@@ -13,6 +13,8 @@ def test_step_features_one_hot_and_clip():
     np.testing.assert_array_equal(x[:, 2:], np.eye(3)[[0, 2, 1]])
     y = step_features(np.zeros((2, 2)), np.array([[5.0], [-0.5]]), obs_space, spaces.Box(-2, 2, (1,)))
     np.testing.assert_array_equal(y[:, 2], [2.0, -0.5])
+    z = step_features(np.ones((2, 2)), np.array([[5.0], [-0.5]]), obs_space, spaces.Box(-2, 2, (1,)), use_action=False)
+    np.testing.assert_array_equal(z, np.ones((2, 2)))
 
 
 def test_validation_split_is_about_one_over_e_and_stable():

@@ -52,18 +52,20 @@ class Preset:
     eval_episodes: int = 10
 
 
-# The suite's true rewards are functions of the state (Pendulum's 0.001·u² aside), so their reward
-# models see observations only: from 200 labels, a model that also saw the action learned spurious
-# action preferences (on pendulum seed 1 it rated torque +2 over -2 by 1.6 std at the top), and PPO
-# held the pendulum tilted against that torque: -580 instead of -197.
+# Whether the reward model sees the action was measured per env (200 labels, seeds 0-2). On pendulum,
+# a model that saw the torque learned spurious torque preferences (it rated +2 over -2 by 1.6 std at
+# the top) and PPO held the pendulum tilted against them: seed 1 ended at -580 with the action and
+# -197 without. On cartpole it is the other way round: without the action 1 seed in 3 reached 500,
+# with it 3 in 3 (the push direction tells the model which way the pole is about to fall).
 PRESETS: dict[str, Preset] = {
     # rl-zoo hyperparams/ppo.yml, CartPole-v1 (tuned); 300k steps, not rl-zoo's 100k: learning from
-    # 200 labels is slower, and at 150k one seed in three had reached only 390.
+    # 200 labels is slower, and at 150k one seed in three had reached only 390. Candidates come from
+    # the whole run (the measured configuration; 200k steps of clips is all of them).
     "cartpole": Preset(
         n_envs=8, timesteps=300_000, labels=200, clip_length=50,
         ppo=dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
                  learning_rate=_linear(1e-3), clip_range=_linear(0.2)),
-        reward_uses_action=False,
+        candidate_steps=200_000,
     ),
     # rl-zoo Pendulum-v1 (tuned), but with the learning rate decayed linearly: at a constant 1e-3,
     # policies that had reached -190 collapsed to -970 late in 150k-step runs.

@@ -12,6 +12,7 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 
 from .clips import Clip, ClipRecorder
+from .exploration import knn_novelty
 from .learned_reward import LearnedRewardVecEnv, StepRecord, relabel_rollout
 from .queries import select_pairs
 from .reward_model import RewardEnsemble, step_features
@@ -137,16 +138,19 @@ class PreferenceCallback(BaseCallback):
         venv: the deferred :class:`LearnedRewardVecEnv` PPO steps.
         schedule: how many labels are due by each timestep.
         label_batch: fewest new labels asked at once (the last batch may be smaller).
+        explore_steps: timesteps over which a state-novelty bonus, weight decaying linearly from 1 to 0,
+            is added to the learned reward (0: none).
         on_update: called after each rollout with a dict of the figures for ``metrics.csv``.
     """
 
     def __init__(self, loop: PreferenceLoop, venv: LearnedRewardVecEnv, schedule: LabelSchedule,
-                 label_batch: int, on_update=None):
+                 label_batch: int, explore_steps: int = 0, on_update=None):
         super().__init__()
         self.loop = loop
         self.venv = venv
         self.schedule = schedule
         self.label_batch = label_batch
+        self.explore_steps = explore_steps
         self.on_update = on_update
         self._learned_return = np.zeros(venv.num_envs)
         self.learned_episode_returns: list[float] = []
@@ -168,6 +172,11 @@ class PreferenceCallback(BaseCallback):
                 self.logger.record("reward_model/val_loss", stats.val_loss)
                 self.logger.record("reward_model/train_loss", stats.train_loss)
         learned = self.loop.learned_rewards(record.obs, record.actions)
+        weight = 1.0 - self.num_timesteps / self.explore_steps if self.explore_steps else 0.0
+        if weight > 0:
+            novelty = knn_novelty(record.obs.reshape(-1, *record.obs.shape[2:]), seed=self.num_timesteps)
+            learned = learned + weight * self.loop.model.config.reward_std * novelty.reshape(learned.shape)
+            self.logger.record("prefrl/novelty_weight", weight)
         relabel_rollout(self.model.rollout_buffer, learned, self.locals["values"], self.locals["dones"])
         for t in range(len(learned)):
             self._learned_return += learned[t]

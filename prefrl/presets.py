@@ -32,6 +32,9 @@ class Preset:
         reward_std: std of the learned reward PPO sees.
         reward_uses_action: whether the reward model sees the action as well as the observation.
         reward_updates: fewest gradient steps per refit of the reward model.
+        explore_fraction: for this share of the run, a state-novelty bonus (see
+            :mod:`prefrl.exploration`) is added to the learned reward, its weight decaying from 1 to 0;
+            0 turns it off.
         candidate_steps: queries are drawn from clips of this many most recent env steps, so that
             labels follow the current policy (older clips were labeled when they were recent).
         eval_episodes: episodes of the plain env the final policy is scored on.
@@ -49,6 +52,7 @@ class Preset:
     reward_uses_action: bool = True
     reward_updates: int = 0
     candidate_steps: int = 20_000
+    explore_fraction: float = 0.0
     eval_episodes: int = 10
 
 

@@ -192,7 +192,7 @@ def train(config: TrainConfig) -> dict:
         _pretrain(loop, make_venv(config.seed + 1), initial, preset.clip_length)
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
         callback = PreferenceCallback(
-            loop, venv, schedule, preset.label_batch,
+            loop, venv, schedule, preset.label_batch, explore_steps=int(preset.explore_fraction * steps),
             on_update=lambda cb: metrics.row(cb.model, loop.store.num_labels(), cb.learned_episode_returns,
                                              loop.last_stats),
         )

@@ -1,8 +1,9 @@
 """The prefrl environment suite (installed as ``prefrl.envs``).
 
-Short names for the classic-control tasks, any gymnasium id, and for each a fixed-horizon variant
-in which termination is hidden from the agent (see :class:`FixedHorizon`). Nothing here knows about
-preferences.
+Short names for the classic-control tasks and the paper's seven Atari games, any gymnasium or
+``ALE/<Game>-v5`` id, and for each a fixed-horizon variant in which termination is hidden from the
+agent (see :class:`FixedHorizon`). Atari games are preprocessed and have their score masked (see
+:mod:`prefrl.envs.atari`). Nothing here knows about preferences.
 
 Example:
     >>> from prefrl.envs import make_env
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 import gymnasium as gym
 
 from ..errors import PrefrlError
+from .atari import ATARI_GAMES, ATARI_HORIZON, make_atari
 from .wrappers import FixedHorizon
 
-__all__ = ["SUITE", "EnvSpec", "FixedHorizon", "UnknownEnvError", "resolve", "make_env"]
+__all__ = ["SUITE", "ATARI_SUITE", "EnvSpec", "make_atari", "FixedHorizon", "UnknownEnvError", "resolve", "make_env"]
 
 
 class UnknownEnvError(PrefrlError, ValueError):
@@ -37,6 +39,7 @@ class EnvSpec:
         terminates: whether the plain env can end an episode early (and so leak the reward).
         on_termination: what the fixed-horizon variant does then (see :class:`FixedHorizon`).
         termination_reward: true reward added on the step the plain env terminates, in the variant.
+        atari: an ALE game, built by :func:`make_atari` (preprocessed, score masked).
     """
 
     name: str
@@ -45,6 +48,7 @@ class EnvSpec:
     terminates: bool
     on_termination: str = "absorb"
     termination_reward: float = 0.0
+    atari: bool = False
 
 
 SUITE: dict[str, EnvSpec] = {
@@ -61,23 +65,39 @@ SUITE: dict[str, EnvSpec] = {
 }
 
 
+def _atari_spec(name: str, game: str) -> EnvSpec:
+    return EnvSpec(name, f"ALE/{game}-v5", ATARI_HORIZON, True, "reset", atari=True)
+
+
+# The paper's seven Atari games (Christiano et al. 2017, §3.1.2).
+ATARI_SUITE: dict[str, EnvSpec] = {name: _atari_spec(name, game) for name, game in ATARI_GAMES.items()}
+
+
 def resolve(name: str) -> EnvSpec:
     """Turn a short name or a gymnasium id into an :class:`EnvSpec`.
 
     Raises:
         UnknownEnvError: with the name and the names that would work.
     """
-    if name in SUITE:
-        return SUITE[name]
-    for spec in SUITE.values():
+    known = {**SUITE, **ATARI_SUITE}
+    if name in known:
+        return known[name]
+    for spec in known.values():
         if spec.gym_id == name:
             return spec
+    if name.startswith("ALE/"):
+        import ale_py
+
+        gym.register_envs(ale_py)
+        if name in gym.registry:
+            return _atari_spec(name, name.removeprefix("ALE/").split("-")[0])
     if name in gym.registry:
         gym_spec = gym.registry[name]
         horizon = gym_spec.max_episode_steps or 1000
         return EnvSpec(name, name, horizon, True)
     raise UnknownEnvError(
-        f"unknown env {name!r}: use one of {', '.join(SUITE)} (see `prefrl envs`) or a registered gymnasium id"
+        f"unknown env {name!r}: use one of {', '.join(known)} (see `prefrl envs`), an ALE/<Game>-v5 id "
+        "or a registered gymnasium id"
     )
 
 
@@ -95,6 +115,9 @@ def make_env(name: str, *, fixed_horizon: bool = True, render_mode: str | None =
             there records the game's own episodes and true returns.
     """
     spec = resolve(name)
+    if spec.atari:
+        return make_atari(spec.gym_id, fixed_horizon=fixed_horizon, render_mode=render_mode,
+                          inner_wrapper=inner_wrapper)
     env = gym.make(spec.gym_id, render_mode=render_mode)
     if inner_wrapper is not None:
         env = inner_wrapper(env)

@@ -42,6 +42,9 @@ def _envs() -> None:
         p = preset_for(spec.name)
         print(f"{spec.name:<12} {spec.gym_id:<16} {spec.horizon:>7} {p.timesteps:>8} {p.labels:>6} {p.clip_length:>4}")
     print("Any other gymnasium id works too, with generic PPO settings.")
+    from .envs import ATARI_SUITE
+
+    print(f"Atari (env suite only for now; score masked): {', '.join(ATARI_SUITE)} and any ALE/<Game>-v5 id.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
-        resolve(self.env)
+        if resolve(self.env).atari:
+            raise PrefrlError(f"training on Atari ({self.env}) needs the paper's reward CNN, which is not wired "
+                              "into `prefrl train` yet: use a classic-control env (see `prefrl envs`)")
         if self.reward not in ("learned", "true"):
             raise PrefrlError(f"--reward {self.reward!r} is not known: use learned or true")
         if self.labels is not None and self.labels < 2:

@@ -1,0 +1,103 @@
+import cv2
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from prefrl.envs import ATARI_SUITE, UnknownEnvError, make_env, resolve
+from prefrl.envs.atari import DEFAULT_SCORE_MASK, SCORE_MASKS, ScoreMask, mask_frame
+
+
+class _Screen(gym.Env):
+    """A fake 210×160 RGB screen whose pixels are set by the test."""
+
+    observation_space = gym.spaces.Box(0, 255, (210, 160, 3), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self):
+        self.frame = np.zeros((210, 160, 3), np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        return self.frame.copy(), {}
+
+    def step(self, action):
+        return self.frame.copy(), 0.0, False, False, {}
+
+
+def test_frames_that_differ_only_in_the_score_look_the_same():
+    env = ScoreMask(_Screen(), SCORE_MASKS["Pong"])
+    rng = np.random.default_rng(0)
+    env.unwrapped.frame = rng.integers(0, 255, (210, 160, 3), dtype=np.uint8)
+    before = env.step(0)[0]
+    env.unwrapped.frame[3:20, 40:60] = 255  # a new digit in the score band
+    after = env.step(0)[0]
+    np.testing.assert_array_equal(before, after)
+    env.unwrapped.frame[100, 80] ^= 1  # a change in play is still seen
+    assert not np.array_equal(env.step(0)[0], after)
+
+
+def test_mask_scales_to_any_frame_size_rounding_outward():
+    frame = np.full((84, 84), 7, np.uint8)
+    out = mask_frame(frame, [(0, 24, 0, 160)])
+    assert (out[:10] == 0).all() and (out[10:] == 7).all()  # 24 * 84/210 = 9.6 -> rows 0..9
+
+
+def test_bad_rectangle_is_refused():
+    with pytest.raises(ValueError, match=r"ScoreMask: \(0, 300, 0, 160\) is not"):
+        ScoreMask(_Screen(), [(0, 300, 0, 160)])
+
+
+@pytest.mark.parametrize("name", list(ATARI_SUITE))
+def test_each_named_game_builds_steps_and_hides_its_score(name):
+    env = make_env(name, render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(8):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert not terminated
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    game = resolve(name).gym_id.split("/")[1].split("-")[0]
+    blank = mask_frame(np.ones((84, 84), np.uint8), SCORE_MASKS[game]) == 0
+    assert (obs[:, blank] == 0).all()  # the agent sees nothing in the score area
+    assert obs[:, ~blank].any()  # and the game elsewhere
+    frame = env.render()
+    people = mask_frame(np.ones(frame.shape[:2], np.uint8), SCORE_MASKS[game]) == 0
+    assert (frame[people] == 0).all()  # nor does a person labeling its frames
+    env.close()
+
+
+# RAM bytes that hold a score digit pair, found by diffing RAM across a point scored.
+SCORE_RAM = {"pong": 13, "breakout": 77}
+
+
+@pytest.mark.parametrize("name", list(SCORE_RAM))
+def test_changing_only_the_score_in_ram_leaves_the_agent_view_unchanged(name):
+    """Two emulator states that differ only in the score byte: the screens differ, the masked
+    84×84 frames do not."""
+    env = gym.make(resolve(name).gym_id, frameskip=4, repeat_action_probability=0.0)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(30):
+        env.step(env.action_space.sample())
+    ale = env.unwrapped.ale
+    state = ale.cloneState()
+    screens = []
+    for value in (1, 7):
+        ale.restoreState(state)
+        ale.setRAM(SCORE_RAM[name], value)
+        screens.append(env.step(0)[0])
+    assert not np.array_equal(screens[0], screens[1])
+    game = resolve(name).gym_id.split("/")[1].split("-")[0]
+    seen = [mask_frame(cv2.resize(cv2.cvtColor(s, cv2.COLOR_RGB2GRAY), (84, 84), interpolation=cv2.INTER_AREA),
+                       SCORE_MASKS[game]) for s in screens]
+    np.testing.assert_array_equal(seen[0], seen[1])
+
+
+def test_any_ale_id_works_with_the_default_mask_and_unknown_ones_fail():
+    spec = resolve("ALE/Asterix-v5")
+    assert spec.atari and spec.on_termination == "reset"
+    env = make_env("ALE/Asterix-v5")
+    obs, _ = env.reset(seed=0)
+    blank = mask_frame(np.ones((84, 84), np.uint8), DEFAULT_SCORE_MASK) == 0
+    assert (obs[:, blank] == 0).all()
+    with pytest.raises(UnknownEnvError, match="ALE/NoSuchGame-v5"):
+        resolve("ALE/NoSuchGame-v5")

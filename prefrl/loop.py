@@ -58,7 +58,9 @@ class PreferenceLoop:
         self._features: dict[int, np.ndarray] = {}
 
     def _step_features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        return step_features(obs, actions, self.observation_space, self.action_space, self.model.config.use_action)
+        config = self.model.config
+        return step_features(obs, actions, self.observation_space, self.action_space, config.use_action,
+                             flatten=config.arch == "mlp")
 
     def features(self, obs: np.ndarray, actions: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(self._step_features(obs, actions), device=self.device)
@@ -68,15 +70,16 @@ class PreferenceLoop:
         """The learned reward of steps shaped (..., *obs_shape) and (..., *act_shape): (...)."""
         self.model.eval()
         x = self.features(obs, actions)
-        return self.model(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1]).cpu().numpy()
+        lead = x.shape[:x.dim() - len(self.model.in_shape)]
+        return self.model(x.reshape(-1, *self.model.in_shape)).reshape(lead).cpu().numpy()
 
     @torch.no_grad()
     def _member_returns(self, clips: Sequence[Clip]) -> torch.Tensor:
         """Each member's unnormalized return of each clip (M, C): the scale the members were fitted on."""
         self.model.eval()
         x = self.features(np.stack([c.obs for c in clips]), np.stack([c.actions for c in clips]))
-        c, length, f = x.shape
-        return self.model.raw(x.reshape(-1, f)).reshape(-1, c, length).sum(-1)
+        c, length = x.shape[:2]
+        return self.model.raw(x.reshape(-1, *self.model.in_shape)).reshape(-1, c, length).sum(-1)
 
     def collect(self, record: StepRecord, timestep: int) -> None:
         """Cut recorded steps into candidate clips."""

@@ -17,14 +17,19 @@ __all__ = ["RewardModelConfig", "RewardEnsemble", "step_features"]
 
 
 def step_features(obs: np.ndarray, actions: np.ndarray, observation_space: spaces.Space,
-                  action_space: spaces.Space, use_action: bool = True) -> np.ndarray:
+                  action_space: spaces.Space, use_action: bool = True, flatten: bool = True) -> np.ndarray:
     """Flat float32 features of (observation, action) steps.
 
     ``obs`` is (..., *obs_shape) and ``actions`` (..., *act_shape) or (...,) for discrete actions;
     the result is (..., F). Discrete actions are one-hot; Box actions are clipped to their bounds
     (SB3 stores the unclipped Gaussian sample; the env executed the clipped one). With
-    ``use_action=False`` only the observation is used.
+    ``use_action=False`` only the observation is used; ``flatten=False`` (images for the CNN, which
+    sees no action) returns the observations as they are, uint8 frames included.
     """
+    if not flatten:
+        if use_action:
+            raise ValueError("step_features: unflattened features carry no action; pass use_action=False")
+        return obs
     lead = obs.shape[: obs.ndim - len(observation_space.shape)]
     flat_obs = obs.reshape(*lead, -1).astype(np.float32, copy=False)
     if not use_action:
@@ -45,11 +50,14 @@ class RewardModelConfig:
     """Shape of the ensemble.
 
     Attributes:
-        n_features: size of one step's features (observation + action encoding).
+        n_features: size of one step's features (observation + action encoding); for ``cnn``, the
+            number of values in one observation.
         n_members: ensemble size (the paper uses 3).
-        hidden: width of each member's two hidden layers.
+        hidden: width of each member's hidden layers (two for ``mlp``, the dense layer for ``cnn``).
         reward_std: std the learned reward is scaled to (the paper: 0.05 on Atari).
         use_action: whether the features include the action (r(o, a)) or only the observation (r(o)).
+        arch: ``mlp`` over flat features, or ``cnn``: the paper's Atari network over stacked frames.
+        obs_shape: (C, H, W) of the frames, for ``cnn``.
     """
 
     n_features: int
@@ -57,6 +65,17 @@ class RewardModelConfig:
     hidden: int = 64
     reward_std: float = 1.0
     use_action: bool = True
+    arch: str = "mlp"
+    obs_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if self.arch not in ("mlp", "cnn"):
+            raise ValueError(f"reward model arch must be 'mlp' or 'cnn', got {self.arch!r}")
+        if self.arch == "cnn" and (self.obs_shape is None or len(self.obs_shape) != 3 or self.use_action):
+            raise ValueError(f"the cnn reward model takes (C, H, W) frames and no action, got obs_shape="
+                             f"{self.obs_shape}, use_action={self.use_action}")
+        if self.obs_shape is not None:
+            self.obs_shape = tuple(self.obs_shape)
 
 
 class _StackedLinear(nn.Module):
@@ -72,28 +91,76 @@ class _StackedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+class _MemberCNN(nn.Module):
+    """The reward network of Christiano et al. 2017 (App. A.2), M members in one grouped convolution.
+
+    Stacked frames in; four convolutions 7×7, 5×5, 3×3, 3×3 with strides 3, 2, 1, 1 and 16 filters,
+    each followed by batch norm, dropout 0.5 and leaky ReLU (0.01); then a dense layer of ``hidden``
+    units. Member m's filters see only member m's input channels (``groups=M``), and batch norm keeps
+    per-channel, so per-member, statistics.
+    """
+
+    def __init__(self, n_members: int, obs_shape: tuple[int, int, int], hidden: int):
+        super().__init__()
+        m, c, height, width = n_members, *obs_shape
+        layers: list[nn.Module] = []
+        channels = c
+        for kernel, stride in ((7, 3), (5, 2), (3, 1), (3, 1)):
+            layers += [nn.Conv2d(m * channels, m * 16, kernel, stride, groups=m), nn.BatchNorm2d(m * 16),
+                       nn.Dropout(0.5), nn.LeakyReLU(0.01)]
+            channels = 16
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        self.convs = nn.Sequential(*layers)
+        self.dense = _StackedLinear(m, 16 * height * width, hidden)
+        self.n_members = m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames (N, C, H, W) shared, or (M, N, C, H, W) per member, to (M, N, hidden)."""
+        m = self.n_members
+        x = x.float() / 255.0
+        if x.dim() == 4:
+            x = x.repeat(1, m, 1, 1)
+        else:
+            x = x.transpose(0, 1).reshape(x.shape[1], m * x.shape[2], *x.shape[3:])
+        h = self.convs(x)
+        h = h.reshape(h.shape[0], m, -1).transpose(0, 1)
+        return nn.functional.leaky_relu(self.dense(h), 0.01)
+
+
 class RewardEnsemble(nn.Module):
-    """M MLP members over step features, trained together but on separate data.
+    """M members over step features, trained together but on separate data.
 
     ``member_rewards(x)`` gives each member's normalized per-step output (M, N); ``forward(x)`` the
-    learned reward (N,): the members' mean, scaled to ``reward_std``. Inputs are standardized with
-    stored feature statistics; outputs with per-member mean and std measured on data
-    (:meth:`set_output_stats`), so members on different scales average fairly.
+    learned reward (N,): the members' mean, scaled to ``reward_std``. MLP inputs are standardized
+    with stored feature statistics (CNN inputs are frames scaled to [0, 1]); outputs with per-member
+    mean and std measured on data (:meth:`set_output_stats`), so members on different scales average
+    fairly.
     """
 
     def __init__(self, config: RewardModelConfig):
         super().__init__()
         self.config = config
         m, f, h = config.n_members, config.n_features, config.hidden
-        self.layers = nn.ModuleList([_StackedLinear(m, f, h), _StackedLinear(m, h, h), _StackedLinear(m, h, 1)])
+        if config.arch == "cnn":
+            self.cnn = _MemberCNN(m, config.obs_shape, h)
+            self.layers = nn.ModuleList([_StackedLinear(m, h, 1)])
+        else:
+            self.layers = nn.ModuleList([_StackedLinear(m, f, h), _StackedLinear(m, h, h), _StackedLinear(m, h, 1)])
         self.register_buffer("feature_mean", torch.zeros(f))
         self.register_buffer("feature_std", torch.ones(f))
         self.register_buffer("out_mean", torch.zeros(m))
         self.register_buffer("out_std", torch.ones(m))
 
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        """The shape of one step's input: (F,) for the MLP, (C, H, W) for the CNN."""
+        return self.config.obs_shape if self.config.arch == "cnn" else (self.config.n_features,)
+
     def raw(self, x: torch.Tensor) -> torch.Tensor:
-        """Unnormalized member outputs (M, N) for features x: (N, F) shared by all members, or
-        (M, N, F) with each member's own rows."""
+        """Unnormalized member outputs (M, N) for inputs x: (N, *in_shape) shared by all members, or
+        (M, N, *in_shape) with each member's own rows."""
+        if self.config.arch == "cnn":
+            return self.layers[-1](self.cnn(x)).squeeze(-1)
         h = (x - self.feature_mean) / self.feature_std
         if h.dim() == 2:
             h = h.unsqueeze(0).expand(self.config.n_members, -1, -1)
@@ -110,16 +177,24 @@ class RewardEnsemble(nn.Module):
 
     def l2(self) -> torch.Tensor:
         """Squared weight norm of each member: (M,)."""
-        return sum(layer.weight.pow(2).sum(dim=(1, 2)) for layer in self.layers)
+        m = self.config.n_members
+        weights = [module.weight for module in self.modules() if isinstance(module, (_StackedLinear, nn.Conv2d))]
+        return sum(w.pow(2).reshape(m, -1).sum(1) for w in weights)
 
     @torch.no_grad()
     def set_feature_stats(self, x: torch.Tensor) -> None:
+        if self.config.arch == "cnn":
+            return  # frames are scaled in the network
         self.feature_mean.copy_(x.mean(0))
         self.feature_std.copy_(x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.feature_std))
 
     @torch.no_grad()
-    def set_output_stats(self, x: torch.Tensor) -> None:
-        raw = self.raw(x)
+    def set_output_stats(self, x: torch.Tensor, batch: int = 4096) -> None:
+        """Measure each member's output mean and std on inputs x (N, *in_shape), in eval mode."""
+        training = self.training
+        self.eval()
+        raw = torch.cat([self.raw(x[i:i + batch]) for i in range(0, len(x), batch)], dim=1)
+        self.train(training)
         self.out_mean.copy_(raw.mean(1))
         self.out_std.copy_(raw.std(1).clamp_min(1e-6) if raw.shape[1] > 1 else torch.ones_like(self.out_std))
 

@@ -75,15 +75,18 @@ class EnsembleTrainer:
         min_updates: fewest gradient steps per call; with few labels, more epochs are run to reach it
             (a few epochs over 60 labels are a handful of steps, and leave the model underfit).
         batch_size: comparisons per gradient step.
+        stats_sample: renormalize outputs on at most this many random steps (0: all of them; frames
+            for the CNN make "all" slow).
         seed: seeds the bootstrap resamples.
     """
 
     def __init__(self, model: RewardEnsemble, *, noise: float = 0.1, lr: float = 1e-3, epochs: int = 8,
-                 min_updates: int = 0, batch_size: int = 64, l2_init: float = 1e-3, seed: int = 0):
+                 min_updates: int = 0, batch_size: int = 64, stats_sample: int = 0, l2_init: float = 1e-3, seed: int = 0):
         self.model = model
         self.noise = noise
         self.epochs = epochs
         self.min_updates = min_updates
+        self.stats_sample = stats_sample
         self.batch_size = batch_size
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.l2 = torch.full((model.config.n_members,), l2_init, device=model.out_mean.device)
@@ -98,10 +101,12 @@ class EnsembleTrainer:
                             for r, t in zip(returns, target)])
 
     def _returns(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """Each member's summed raw reward of the clips: (b, L, F) shared or (M, b, L, F) per member
-        in, (M, 2, b) out."""
-        b, length, f = left.shape[-3:]
-        x = torch.cat([left, right], dim=-3).reshape(*left.shape[:-3], 2 * b * length, f)
+        """Each member's summed raw reward of the clips: (b, L, *in_shape) shared or
+        (M, b, L, *in_shape) per member in, (M, 2, b) out."""
+        n_in = len(self.model.in_shape)
+        b, length = left.shape[-2 - n_in:-n_in]
+        x = torch.cat([left, right], dim=-2 - n_in)
+        x = x.reshape(*left.shape[:-2 - n_in], 2 * b * length, *self.model.in_shape)
         return self.model.raw(x).reshape(self.model.config.n_members, 2, b, length).sum(-1)
 
     @torch.no_grad()
@@ -120,8 +125,7 @@ class EnsembleTrainer:
         n = train.n
         if n == 0:
             raise ValueError("no labeled comparisons to train the reward model on")
-        n_features = train.left.shape[-1]
-        steps = torch.cat([train.left, train.right, val.left, val.right]).reshape(-1, n_features)
+        steps = torch.cat([train.left, train.right, val.left, val.right]).reshape(-1, *self.model.in_shape)
         if not self._feature_stats_set:
             self.model.set_feature_stats(steps)
             self._feature_stats_set = True
@@ -142,6 +146,9 @@ class EnsembleTrainer:
                 epoch_loss += fit.detach() * idx.shape[1]
             if val.n:
                 self._adapt_l2(epoch_loss / n, val)
+        if self.stats_sample and len(steps) > self.stats_sample:
+            steps = steps[torch.as_tensor(self.rng.choice(len(steps), self.stats_sample, replace=False),
+                                          device=steps.device)]
         self.model.set_output_stats(steps)
         return self.evaluate(train, val)
 
@@ -165,7 +172,8 @@ class EnsembleTrainer:
         decided = val.preference != 0.5
         if decided.any():
             v = val.subset(torch.nonzero(decided).squeeze(1))
-            b, length, f = v.left.shape
-            r = self.model(torch.cat([v.left, v.right]).reshape(-1, f)).reshape(2, b, length).sum(-1)
+            b, length = v.left.shape[:2]
+            x = torch.cat([v.left, v.right]).reshape(-1, *self.model.in_shape)
+            r = self.model(x).reshape(2, b, length).sum(-1)
             accuracy = ((r[0] > r[1]).float() == v.preference).float().mean().item()
         return TrainStats(train_loss, val_loss, accuracy, self.l2.tolist(), train.n, val.n)

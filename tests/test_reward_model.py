@@ -74,3 +74,45 @@ def test_save_and_load_round_trip(tmp_path):
     back = RewardEnsemble.load(tmp_path)
     x = torch.randn(7, 3)
     torch.testing.assert_close(model(x), back(x))
+
+
+def _frame_batch(n, length=3, seed=0):
+    """Clips of 2×44×44 noise frames whose true reward is the brightness of a 10×10 patch."""
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.randint(0, 60, (2, n, length, 2, 44, 44), generator=g, dtype=torch.uint8)
+    level = torch.randint(0, 190, (2, n, length), generator=g)
+    frames[..., 10:20, 10:20] += level[..., None, None, None].to(torch.uint8)
+    returns = level.sum(-1)
+    return ComparisonBatch(frames[0], frames[1], (returns[0] > returns[1]).float())
+
+
+def test_cnn_ensemble_has_the_papers_shape_and_independent_members():
+    config = RewardModelConfig(n_features=2 * 44 * 44, use_action=False, arch="cnn", obs_shape=(2, 44, 44))
+    model = RewardEnsemble(config).eval()
+    convs = [m for m in model.cnn.convs if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size[0] for c in convs] == [7, 5, 3, 3] and [c.stride[0] for c in convs] == [3, 2, 1, 1]
+    assert all(c.out_channels == 3 * 16 and c.groups == 3 for c in convs)
+    x = torch.randint(0, 255, (3, 5, 2, 44, 44), dtype=torch.uint8)
+    y = x.clone()
+    y[1] = 0  # change only member 1's input
+    with torch.no_grad():
+        a, b = model.raw(x), model.raw(y)
+    torch.testing.assert_close(a[0], b[0])
+    torch.testing.assert_close(a[2], b[2])
+    assert not torch.allclose(a[1], b[1])
+    with pytest.raises(ValueError, match="no action"):
+        RewardModelConfig(n_features=4, arch="cnn", obs_shape=(2, 44, 44))
+
+
+def test_cnn_ensemble_learns_a_known_frame_reward(tmp_path):
+    torch.manual_seed(0)
+    config = RewardModelConfig(n_features=2 * 44 * 44, use_action=False, arch="cnn", obs_shape=(2, 44, 44),
+                               reward_std=0.05)
+    model = RewardEnsemble(config)
+    stats = EnsembleTrainer(model, epochs=25, lr=3e-3, batch_size=32, seed=0).train(_frame_batch(160), _frame_batch(80, seed=1))
+    assert stats.val_accuracy > 0.8
+    model.save(tmp_path)
+    back = RewardEnsemble.load(tmp_path).eval()
+    x = _frame_batch(4).left.reshape(-1, 2, 44, 44)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), back(x))

@@ -44,7 +44,9 @@ def _envs() -> None:
     print("Any other gymnasium id works too, with generic PPO settings.")
     from .envs import ATARI_SUITE
 
-    print(f"Atari (env suite only for now; score masked): {', '.join(ATARI_SUITE)} and any ALE/<Game>-v5 id.")
+    p = preset_for("pong", atari=True)
+    print(f"Atari, score masked ({p.timesteps} steps, {p.labels} labels, {p.clip_length}-step clips): "
+          f"{', '.join(ATARI_SUITE)} and any ALE/<Game>-v5 id")
 
 
 def main(argv: list[str] | None = None) -> int:

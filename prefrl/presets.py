@@ -32,6 +32,10 @@ class Preset:
         reward_std: std of the learned reward PPO sees.
         reward_uses_action: whether the reward model sees the action as well as the observation.
         reward_updates: fewest gradient steps per refit of the reward model.
+        reward_arch: ``mlp`` over flat features, or ``cnn``, the paper's Atari network over frames.
+        reward_batch: comparisons per gradient step of the reward model.
+        random_steps: env steps of the random policy whose clips the initial labels are asked on
+            (None: 10 × initial labels × clip length).
         explore_fraction: for this share of the run, a state-novelty bonus (see
             :mod:`prefrl.exploration`) is added to the learned reward, its weight decaying from 1 to 0;
             0 turns it off.
@@ -53,6 +57,9 @@ class Preset:
     reward_updates: int = 0
     candidate_steps: int = 20_000
     explore_fraction: float = 0.0
+    reward_arch: str = "mlp"
+    reward_batch: int = 64
+    random_steps: int | None = None
     eval_episodes: int = 10
 
 
@@ -97,10 +104,24 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
+# Atari: rl-zoo's PPO (hyperparams/ppo.yml, atari) and the paper's preference settings (App. A.2):
+# 25-step clips, the reward CNN on frames alone, rewards normalized to std 0.05, 500 labels on
+# random-policy clips before RL, then a rate ∝ t0/(T + t0) with t0 a tenth of the run (5e6 of 50M).
+ATARI_PRESET = Preset(
+    n_envs=8, timesteps=1_000_000, labels=1000, clip_length=25,
+    ppo=dict(n_steps=128, n_epochs=4, batch_size=256, learning_rate=_linear(2.5e-4), clip_range=_linear(0.1),
+             vf_coef=0.5, ent_coef=0.01),
+    initial_fraction=0.5, t0_fraction=0.1, label_batch=50, reward_std=0.05, eval_episodes=3,
+    reward_uses_action=False, reward_arch="cnn", reward_batch=16, random_steps=20_000, candidate_steps=10_000,
+)
+
 DEFAULT_PRESET = Preset(n_envs=8, timesteps=200_000, labels=200, clip_length=50,
                         ppo=dict(n_steps=256, batch_size=256, n_epochs=10))
 
 
-def preset_for(name: str) -> Preset:
-    """The preset of a suite env; SB3's PPO defaults and a 200-label budget for any other id."""
+def preset_for(name: str, atari: bool = False) -> Preset:
+    """The preset of a suite env; the Atari preset for any ALE game; SB3's PPO defaults and a
+    200-label budget for any other id."""
+    if atari:
+        return PRESETS.get(name, ATARI_PRESET)
     return PRESETS.get(name, DEFAULT_PRESET)

@@ -66,9 +66,6 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
-        if resolve(self.env).atari:
-            raise PrefrlError(f"training on Atari ({self.env}) needs the paper's reward CNN, which is not wired "
-                              "into `prefrl train` yet: use a classic-control env (see `prefrl envs`)")
         if self.reward not in ("learned", "true"):
             raise PrefrlError(f"--reward {self.reward!r} is not known: use learned or true")
         if self.labels is not None and self.labels < 2:
@@ -151,7 +148,7 @@ def train(config: TrainConfig) -> dict:
     config.validate()
     start = time.time()
     spec = resolve(config.env)
-    preset = preset_for(spec.name)
+    preset = preset_for(spec.name, spec.atari)
     labels = config.labels or preset.labels
     steps = config.steps or preset.timesteps
     device = "cuda" if config.device == "auto" and torch.cuda.is_available() else (
@@ -179,19 +176,26 @@ def train(config: TrainConfig) -> dict:
     if config.reward == "learned":
         venv = LearnedRewardVecEnv(venv)
         obs_space, act_space = venv.observation_space, venv.action_space
-        n_features = step_features(np.zeros((1, *obs_space.shape), np.float32), np.zeros((1, *act_space.shape)),
-                                   obs_space, act_space, preset.reward_uses_action).shape[-1]
-        model = RewardEnsemble(RewardModelConfig(n_features, reward_std=preset.reward_std,
-                                                 use_action=preset.reward_uses_action)).to(device)
+        if preset.reward_arch == "cnn":
+            n_features, obs_shape = int(np.prod(obs_space.shape)), tuple(obs_space.shape)
+        else:
+            n_features, obs_shape = step_features(
+                np.zeros((1, *obs_space.shape), np.float32), np.zeros((1, *act_space.shape)), obs_space, act_space,
+                preset.reward_uses_action).shape[-1], None
+        model = RewardEnsemble(RewardModelConfig(
+            n_features, reward_std=preset.reward_std, use_action=preset.reward_uses_action, arch=preset.reward_arch,
+            obs_shape=obs_shape)).to(device)
         initial = max(1, min(labels, round(preset.initial_fraction * labels)))
         loop = PreferenceLoop(
-            store=store, teacher=OracleTeacher(), model=model, trainer=EnsembleTrainer(model, min_updates=preset.reward_updates, seed=config.seed),
+            store=store, teacher=OracleTeacher(), model=model, trainer=EnsembleTrainer(model, min_updates=preset.reward_updates, batch_size=preset.reward_batch,
+                                    stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed),
             recorder=ClipRecorder(preset.n_envs, preset.clip_length,
                                   capacity=max(100, preset.candidate_steps // preset.clip_length)),
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
             save_dir=run_dir,
         )
-        _pretrain(loop, make_venv(config.seed + 1), initial, preset.clip_length)
+        _pretrain(loop, make_venv(config.seed + 1), initial,
+                  preset.random_steps or 10 * initial * preset.clip_length)
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
         callback = PreferenceCallback(
             loop, venv, schedule, preset.label_batch, explore_steps=int(preset.explore_fraction * steps),
@@ -203,7 +207,7 @@ def train(config: TrainConfig) -> dict:
     # Five policy checkpoints over the run, for comparing learned and true reward along the way.
     checkpoints = CheckpointCallback(max(1, steps // (5 * preset.n_envs)), str(run_dir / "checkpoints"), "policy")
 
-    ppo = PPO("MlpPolicy", venv, seed=config.seed, device=device, verbose=0,
+    ppo = PPO("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed, device=device, verbose=0,
               tensorboard_log=str(run_dir / "tb"), **preset.ppo)
     learn_start = time.time()
     ppo.learn(steps, callback=[callback, checkpoints], progress_bar=config.progress_bar, tb_log_name="ppo")
@@ -241,12 +245,12 @@ def train(config: TrainConfig) -> dict:
     return summary
 
 
-def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, clip_length: int) -> None:
-    """Ask the initial labels on random-policy clips and fit the reward model before RL starts
-    (Christiano et al. 2017, App. A)."""
+def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, random_steps: int) -> None:
+    """Ask the initial labels on clips of ``random_steps`` random-policy steps and fit the reward
+    model before RL starts (Christiano et al. 2017, App. A)."""
     random_env = LearnedRewardVecEnv(venv)
     random_env.reset()
-    n_steps = max(1, (10 * initial * clip_length) // venv.num_envs)
+    n_steps = max(1, random_steps // venv.num_envs)
     for _ in range(n_steps):
         random_env.step(np.stack([random_env.action_space.sample() for _ in range(venv.num_envs)]))
     loop.collect(random_env.drain(), timestep=0)

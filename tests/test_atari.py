@@ -101,3 +101,24 @@ def test_any_ale_id_works_with_the_default_mask_and_unknown_ones_fail():
     assert (obs[:, blank] == 0).all()
     with pytest.raises(UnknownEnvError, match="ALE/NoSuchGame-v5"):
         resolve("ALE/NoSuchGame-v5")
+
+
+def test_train_pong_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
+    import dataclasses
+    import json
+
+    from prefrl import presets
+    from prefrl.reward_model import RewardEnsemble
+    from prefrl.train import TrainConfig, train
+
+    atari = presets.ATARI_PRESET
+    tiny = dataclasses.replace(atari, n_envs=2, random_steps=200, label_batch=2, eval_episodes=1, candidate_steps=500,
+                               ppo={**atari.ppo, "n_steps": 64, "batch_size": 64, "n_epochs": 1})
+    monkeypatch.setitem(presets.PRESETS, "pong", tiny)
+    run = tmp_path / "run"
+    summary = train(TrainConfig("pong", labels=6, steps=256, run_dir=str(run), progress_bar=False))
+    assert summary["labels_used"] == 6 and summary["timesteps"] >= 256
+    assert -21 <= summary["true_return_mean"] <= 21  # a real Pong game score, from the unmasked game
+    model = RewardEnsemble.load(run)
+    assert model.config.arch == "cnn" and model.config.obs_shape == (4, 84, 84)
+    assert json.loads((run / "config.json").read_text())["gym_id"] == "ALE/Pong-v5"

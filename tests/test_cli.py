@@ -55,7 +55,6 @@ def test_train_true_reward_baseline(tmp_path):
         (["train", "cartpole", "--labels", "0"], "--labels 0 is too few"),
         (["train", "cartpole", "--query", "best"], "--query 'best' is not known"),
         (["train", "cartpole", "--reward", "fake"], "--reward 'fake' is not known"),
-        (["train", "pong"], "training on Atari (pong) needs the paper's reward CNN"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(args, message):

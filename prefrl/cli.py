@@ -57,11 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "envs":
             _envs()
             return 0
-        import torch
-
         from .train import TrainConfig, train
 
-        torch.set_num_threads(1)  # small networks: one thread is faster and leaves the other core free
         config = TrainConfig(**{k: v for k, v in vars(args).items() if k != "command"})
         summary = train(config)
     except PrefrlError as exc:

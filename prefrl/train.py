@@ -161,6 +161,8 @@ def train(config: TrainConfig) -> dict:
         {**asdict(config), "labels": labels, "steps": steps, "gym_id": spec.gym_id, "device": device,
          "preset": {k: (repr(v) if k == "ppo" else v) for k, v in asdict(preset).items()}}, indent=2))
     set_random_seed(config.seed)
+    if device == "cpu" and not spec.atari:
+        torch.set_num_threads(1)  # small MLPs: one thread is faster and leaves the other core free
 
     def make_venv(seed: int) -> DummyVecEnv:
         # A Monitor on the plain env, inside the fixed-horizon wrapper, logs the game's own episodes.
@@ -186,9 +188,11 @@ def train(config: TrainConfig) -> dict:
             n_features, reward_std=preset.reward_std, use_action=preset.reward_uses_action, arch=preset.reward_arch,
             obs_shape=obs_shape)).to(device)
         initial = max(1, min(labels, round(preset.initial_fraction * labels)))
+        trainer = EnsembleTrainer(model, epochs=preset.reward_epochs, min_updates=preset.reward_updates,
+                                  batch_size=preset.reward_batch,
+                                  stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed)
         loop = PreferenceLoop(
-            store=store, teacher=OracleTeacher(), model=model, trainer=EnsembleTrainer(model, min_updates=preset.reward_updates, batch_size=preset.reward_batch,
-                                    stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed),
+            store=store, teacher=OracleTeacher(), model=model, trainer=trainer,
             recorder=ClipRecorder(preset.n_envs, preset.clip_length,
                                   capacity=max(100, preset.candidate_steps // preset.clip_length)),
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,

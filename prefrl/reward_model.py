@@ -178,8 +178,9 @@ class RewardEnsemble(nn.Module):
     def l2(self) -> torch.Tensor:
         """Squared weight norm of each member: (M,)."""
         m = self.config.n_members
-        weights = [module.weight for module in self.modules() if isinstance(module, (_StackedLinear, nn.Conv2d))]
-        return sum(w.pow(2).reshape(m, -1).sum(1) for w in weights)
+        stacked = [layer.weight.pow(2).sum(dim=(1, 2)) for layer in self.modules() if isinstance(layer, _StackedLinear)]
+        convs = [conv.weight.pow(2).reshape(m, -1).sum(1) for conv in self.modules() if isinstance(conv, nn.Conv2d)]
+        return sum(convs + stacked)
 
     @torch.no_grad()
     def set_feature_stats(self, x: torch.Tensor) -> None:
@@ -189,11 +190,13 @@ class RewardEnsemble(nn.Module):
         self.feature_std.copy_(x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.feature_std))
 
     @torch.no_grad()
-    def set_output_stats(self, x: torch.Tensor, batch: int = 4096) -> None:
-        """Measure each member's output mean and std on inputs x (N, *in_shape), in eval mode."""
+    def set_output_stats(self, x: torch.Tensor) -> None:
+        """Measure each member's output mean and std on inputs x (N, *in_shape), in eval mode (frames
+        for the CNN go through in chunks of 1024)."""
         training = self.training
         self.eval()
-        raw = torch.cat([self.raw(x[i:i + batch]) for i in range(0, len(x), batch)], dim=1)
+        chunk = 1024 if self.config.arch == "cnn" else max(1, len(x))
+        raw = torch.cat([self.raw(x[i:i + chunk]) for i in range(0, len(x), chunk)], dim=1)
         self.train(training)
         self.out_mean.copy_(raw.mean(1))
         self.out_std.copy_(raw.std(1).clamp_min(1e-6) if raw.shape[1] > 1 else torch.ones_like(self.out_std))

@@ -77,9 +77,14 @@ class PreferenceLoop:
     def _member_returns(self, clips: Sequence[Clip]) -> torch.Tensor:
         """Each member's unnormalized return of each clip (M, C): the scale the members were fitted on."""
         self.model.eval()
-        x = self.features(np.stack([c.obs for c in clips]), np.stack([c.actions for c in clips]))
-        c, length = x.shape[:2]
-        return self.model.raw(x.reshape(-1, *self.model.in_shape)).reshape(-1, c, length).sum(-1)
+        step = len(clips) if self.model.config.arch == "mlp" else 32  # bounds CNN memory
+        out = []
+        for i in range(0, len(clips), step):
+            part = clips[i:i + step]
+            x = self.features(np.stack([c.obs for c in part]), np.stack([c.actions for c in part]))
+            c, length = x.shape[:2]
+            out.append(self.model.raw(x.reshape(-1, *self.model.in_shape)).reshape(-1, c, length).sum(-1))
+        return torch.cat(out, dim=1)
 
     def collect(self, record: StepRecord, timestep: int) -> None:
         """Cut recorded steps into candidate clips."""

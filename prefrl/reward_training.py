@@ -109,10 +109,23 @@ class EnsembleTrainer:
         x = x.reshape(*left.shape[:-2 - n_in], 2 * b * length, *self.model.in_shape)
         return self.model.raw(x).reshape(self.model.config.n_members, 2, b, length).sum(-1)
 
+    def _chunks(self, n: int) -> list[slice]:
+        """Slices that evaluate n comparisons without holding all their frames in the CNN at once
+        (1000 Atari labels in one pass would need tens of GB); the MLP takes them in one pass."""
+        step = max(1, n if self.model.config.arch == "mlp" else self.batch_size)
+        return [slice(i, i + step) for i in range(0, n, step)]
+
     @torch.no_grad()
     def _member_losses(self, batch: ComparisonBatch) -> torch.Tensor:
         """Loss of each member on the same comparisons: (M,)."""
-        return self._per_member(self._returns(batch.left, batch.right), batch.preference)
+        returns = torch.cat([self._returns(batch.left[s], batch.right[s]) for s in self._chunks(batch.n)], dim=2)
+        return self._per_member(returns, batch.preference)
+
+    def _learned_returns(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """The learned reward (normalized ensemble mean) summed over each clip: (2, b)."""
+        b, length = left.shape[:2]
+        x = torch.cat([left, right]).reshape(-1, *self.model.in_shape)
+        return self.model(x).reshape(2, b, length).sum(-1)
 
     def train(self, train: ComparisonBatch, val: ComparisonBatch, epochs: int | None = None) -> TrainStats:
         """Run ``epochs`` (default: the trainer's) epochs on ``train``, adapting L2 on ``val``; then
@@ -172,8 +185,6 @@ class EnsembleTrainer:
         decided = val.preference != 0.5
         if decided.any():
             v = val.subset(torch.nonzero(decided).squeeze(1))
-            b, length = v.left.shape[:2]
-            x = torch.cat([v.left, v.right]).reshape(-1, *self.model.in_shape)
-            r = self.model(x).reshape(2, b, length).sum(-1)
+            r = torch.cat([self._learned_returns(v.left[s], v.right[s]) for s in self._chunks(v.n)], dim=1)
             accuracy = ((r[0] > r[1]).float() == v.preference).float().mean().item()
         return TrainStats(train_loss, val_loss, accuracy, self.l2.tolist(), train.n, val.n)

@@ -1,6 +1,5 @@
 import gymnasium as gym
 import numpy as np
-import pytest
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 

@@ -91,13 +91,48 @@ class _StackedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
+
+
+class _HalfDropout(torch.autograd.Function):
+    """Dropout with p = 0.5 whose mask comes from random int64 words, one bit per unit.
+
+    On CPU, ``nn.Dropout`` draws one Bernoulli sample per unit and costs more than the first
+    convolution of the reward CNN; eight random bytes per 64 units cost ~1% of that. The mask
+    follows torch's global generator, so ``torch.manual_seed`` still makes runs repeatable.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        n = x.numel()
+        words = torch.randint(-2**63, 2**63 - 1, ((n + 63) // 64,), dtype=torch.int64, device=x.device)
+        bits = (words.view(torch.uint8).unsqueeze(1) >> _BIT_SHIFTS.to(x.device)) & 1
+        mask = bits.reshape(-1)[:n].reshape(x.shape).bool()
+        ctx.save_for_backward(mask)
+        return x * mask * 2.0
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (mask,) = ctx.saved_tensors
+        return grad * mask * 2.0
+
+
+class _Dropout(nn.Dropout):
+    """``nn.Dropout`` (p = 0.5), with :class:`_HalfDropout` on CPU where it is the same in law and faster."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.device.type == "cpu" and self.p == 0.5:
+            return _HalfDropout.apply(x)
+        return super().forward(x)
+
+
 class _MemberCNN(nn.Module):
     """The reward network of Christiano et al. 2017 (App. A.2), M members in one grouped convolution.
 
     Stacked frames in; four convolutions 7×7, 5×5, 3×3, 3×3 with strides 3, 2, 1, 1 and 16 filters,
     each followed by batch norm, dropout 0.5 and leaky ReLU (0.01); then a dense layer of ``hidden``
     units. Member m's filters see only member m's input channels (``groups=M``), and batch norm keeps
-    per-channel, so per-member, statistics.
+    per-channel, so per-member, statistics. Frames run channels-last (on CPU ~1.5× faster).
     """
 
     def __init__(self, n_members: int, obs_shape: tuple[int, int, int], hidden: int):
@@ -107,10 +142,10 @@ class _MemberCNN(nn.Module):
         channels = c
         for kernel, stride in ((7, 3), (5, 2), (3, 1), (3, 1)):
             layers += [nn.Conv2d(m * channels, m * 16, kernel, stride, groups=m), nn.BatchNorm2d(m * 16),
-                       nn.Dropout(0.5), nn.LeakyReLU(0.01)]
+                       _Dropout(0.5), nn.LeakyReLU(0.01)]
             channels = 16
             height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
-        self.convs = nn.Sequential(*layers)
+        self.convs = nn.Sequential(*layers).to(memory_format=torch.channels_last)
         self.dense = _StackedLinear(m, 16 * height * width, hidden)
         self.n_members = m
 
@@ -122,8 +157,8 @@ class _MemberCNN(nn.Module):
             x = x.repeat(1, m, 1, 1)
         else:
             x = x.transpose(0, 1).reshape(x.shape[1], m * x.shape[2], *x.shape[3:])
-        h = self.convs(x)
-        h = h.reshape(h.shape[0], m, -1).transpose(0, 1)
+        h = self.convs(x.contiguous(memory_format=torch.channels_last))
+        h = h.contiguous().reshape(h.shape[0], m, -1).transpose(0, 1)
         return nn.functional.leaky_relu(self.dense(h), 0.01)
 
 

@@ -30,13 +30,17 @@ def is_validation(comparison_ids: np.ndarray, seed: int = 0) -> np.ndarray:
 class ComparisonBatch(NamedTuple):
     """Labeled comparisons as tensors.
 
-    ``left`` and ``right`` are (B, L, F) step features of the two clips; ``preference`` (B,) is the
-    probability that the left clip is better (1, 0 or 0.5 for a tie).
+    Either ``left`` and ``right`` are (B, L, *in_shape) step features of the two clips, or, with
+    ``clips`` (U, L, *in_shape) given, they are (B,) row indices into ``clips``: each clip is then
+    held once however many comparisons it is in, and a comparison's frames are gathered only when a
+    batch needs them. ``preference`` (B,) is the probability that the left clip is better (1, 0 or
+    0.5 for a tie).
     """
 
     left: torch.Tensor
     right: torch.Tensor
     preference: torch.Tensor
+    clips: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -45,7 +49,31 @@ class ComparisonBatch(NamedTuple):
 
     def subset(self, idx: torch.Tensor | np.ndarray) -> ComparisonBatch:
         idx = torch.as_tensor(idx, device=self.preference.device)
-        return ComparisonBatch(self.left[idx], self.right[idx], self.preference[idx])
+        return ComparisonBatch(self.left[idx], self.right[idx], self.preference[idx], self.clips)
+
+    def sides(self, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step features of the left and right clips of comparisons ``idx``: (*idx, L, *in_shape) each."""
+        if self.clips is None:
+            return self.left[idx], self.right[idx]
+        return self.clips[self.left[idx]], self.clips[self.right[idx]]
+
+
+def _steps(batches: list[ComparisonBatch], sample: int, rng: np.random.Generator | None) -> torch.Tensor:
+    """The steps of the left, then right, clips of each batch in turn, flattened to (N, *in_shape);
+    ``sample`` > 0 draws at most that many of them at random (with ``rng``) without gathering the rest."""
+    if batches[0].clips is None:
+        steps = torch.cat([side for b in batches for side in (b.left, b.right)])
+        steps = steps.reshape(-1, *steps.shape[2:])
+        if sample and len(steps) > sample:
+            steps = steps[torch.as_tensor(rng.choice(len(steps), sample, replace=False), device=steps.device)]
+        return steps
+    clips = batches[0].clips
+    rows = torch.cat([side for b in batches for side in (b.left, b.right)])
+    length = clips.shape[1]
+    if sample and len(rows) * length > sample:
+        flat = torch.as_tensor(rng.choice(len(rows) * length, sample, replace=False), device=rows.device)
+        return clips[rows[flat // length], flat % length]
+    return clips[rows].reshape(-1, *clips.shape[2:])
 
 
 @dataclass
@@ -118,7 +146,7 @@ class EnsembleTrainer:
     @torch.no_grad()
     def _member_losses(self, batch: ComparisonBatch) -> torch.Tensor:
         """Loss of each member on the same comparisons: (M,)."""
-        returns = torch.cat([self._returns(batch.left[s], batch.right[s]) for s in self._chunks(batch.n)], dim=2)
+        returns = torch.cat([self._returns(*batch.sides(s)) for s in self._chunks(batch.n)], dim=2)
         return self._per_member(returns, batch.preference)
 
     def _learned_returns(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
@@ -138,9 +166,8 @@ class EnsembleTrainer:
         n = train.n
         if n == 0:
             raise ValueError("no labeled comparisons to train the reward model on")
-        steps = torch.cat([train.left, train.right, val.left, val.right]).reshape(-1, *self.model.in_shape)
         if not self._feature_stats_set:
-            self.model.set_feature_stats(steps)
+            self.model.set_feature_stats(_steps([train, val], 0, None))
             self._feature_stats_set = True
         # One bootstrap resample per member, each of the full size.
         boot = torch.as_tensor(self.rng.integers(0, n, size=(n_members, n)), device=train.preference.device)
@@ -151,29 +178,53 @@ class EnsembleTrainer:
             epoch_loss = torch.zeros(n_members, device=boot.device)
             for start in range(0, n, self.batch_size):
                 idx = boot[:, perm[start:start + self.batch_size]]  # (M, b): each member its own resample
-                fit = self._per_member(self._returns(train.left[idx], train.right[idx]), train.preference[idx])
-                loss = fit.sum() + (self.l2 * self.model.l2()).sum()
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                epoch_loss += fit.detach() * idx.shape[1]
-            if val.n:
-                self._adapt_l2(epoch_loss / n, val)
-        if self.stats_sample and len(steps) > self.stats_sample:
-            steps = steps[torch.as_tensor(self.rng.choice(len(steps), self.stats_sample, replace=False),
-                                          device=steps.device)]
-        self.model.set_output_stats(steps)
-        return self.evaluate(train, val)
+                epoch_loss += self.step(train, idx) * idx.shape[1]
+            val_returns = self._member_returns(val) if val.n else None
+            if val_returns is not None:
+                self._adapt_l2(epoch_loss / n, self._per_member(val_returns, val.preference))
+        self.model.set_output_stats(_steps([train, val], self.stats_sample, self.rng))
+        # The train loss reported is the last epoch's running mean over the members' resamples: a
+        # second pass over every training clip would cost the CNN as much as the epoch itself.
+        val_loss = self._per_member(val_returns, val.preference).mean().item() if val.n else float("nan")
+        return TrainStats((epoch_loss / n).mean().item(), val_loss, self._accuracy(val, val_returns),
+                          self.l2.tolist(), train.n, val.n)
+
+    def step(self, batch: ComparisonBatch, idx: torch.Tensor) -> torch.Tensor:
+        """One gradient step of every member on its own comparisons ``idx`` (M, b) of ``batch``
+        (Bradley–Terry loss plus the member's L2 term); returns each member's fit loss (M,)."""
+        fit = self._per_member(self._returns(*batch.sides(idx)), batch.preference[idx])
+        loss = fit.sum() + (self.l2 * self.model.l2()).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return fit.detach()
 
     @torch.no_grad()
-    def _adapt_l2(self, train_loss: torch.Tensor, val: ComparisonBatch) -> None:
-        """Grow a member's L2 strength when its validation loss exceeds 1.5× its training loss (the
-        epoch's running mean), shrink it below 1.1×."""
+    def _member_returns(self, batch: ComparisonBatch) -> torch.Tensor:
+        """Each member's raw clip returns of the comparisons, in eval mode: (M, 2, B)."""
         self.model.eval()
-        ratio = self._member_losses(val) / train_loss.clamp_min(1e-6)
+        returns = torch.cat([self._returns(*batch.sides(s)) for s in self._chunks(batch.n)], dim=2)
+        self.model.train()
+        return returns
+
+    def _accuracy(self, val: ComparisonBatch, member_returns: torch.Tensor | None) -> float:
+        """How often the learned reward (the normalized member mean, from raw member returns
+        (M, 2, B) and the current output stats) prefers the labeled clip, over non-tie comparisons."""
+        decided = val.preference != 0.5
+        if member_returns is None or not decided.any():
+            return float("nan")
+        length = (val.sides(slice(0, 1))[0]).shape[1]
+        normalized = (member_returns - length * self.model.out_mean[:, None, None]) / self.model.out_std[:, None, None]
+        r = normalized.mean(0)[:, decided]
+        return ((r[0] > r[1]).float() == val.preference[decided]).float().mean().item()
+
+    @torch.no_grad()
+    def _adapt_l2(self, train_loss: torch.Tensor, val_loss: torch.Tensor) -> None:
+        """Grow a member's L2 strength when its validation loss exceeds 1.5× its training loss (the
+        epoch's running mean), shrink it below 1.1×. Both are (M,)."""
+        ratio = val_loss / train_loss.clamp_min(1e-6)
         self.l2 = torch.where(ratio > 1.5, self.l2 * 1.5, torch.where(ratio < 1.1, self.l2 / 1.5, self.l2))
         self.l2 = self.l2.clamp(1e-6, 10.0)
-        self.model.train()
 
     @torch.no_grad()
     def evaluate(self, train: ComparisonBatch, val: ComparisonBatch) -> TrainStats:
@@ -185,6 +236,6 @@ class EnsembleTrainer:
         decided = val.preference != 0.5
         if decided.any():
             v = val.subset(torch.nonzero(decided).squeeze(1))
-            r = torch.cat([self._learned_returns(v.left[s], v.right[s]) for s in self._chunks(v.n)], dim=1)
+            r = torch.cat([self._learned_returns(*v.sides(s)) for s in self._chunks(v.n)], dim=1)
             accuracy = ((r[0] > r[1]).float() == v.preference).float().mean().item()
         return TrainStats(train_loss, val_loss, accuracy, self.l2.tolist(), train.n, val.n)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,7 +57,8 @@ class PreferenceLoop:
         self.device = model.out_mean.device
         self.asked = len(store.comparisons())
         self.last_stats: TrainStats | None = None
-        self._features: dict[int, np.ndarray] = {}
+        self._rows: dict[int, int] = {}  # clip id -> row of self._clips
+        self._clips: torch.Tensor | None = None  # step features of every labeled clip, once each
 
     def _step_features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         config = self.model.config
@@ -110,22 +113,38 @@ class PreferenceLoop:
         self.asked += len(pairs)
         return len(pairs)
 
-    def _clip_features(self, clip_ids: list[int]) -> np.ndarray:
-        missing = [i for i in dict.fromkeys(clip_ids) if i not in self._features]
-        for clip in self.store.get_clips(missing):
-            self._features[clip.clip_id] = self._step_features(clip.obs, clip.actions)
-        return np.stack([self._features[i] for i in clip_ids])
+    def _clip_rows(self, clip_ids: list[int]) -> torch.Tensor:
+        """Rows of ``self._clips`` holding these clips, loading those not yet held from the store.
+
+        Each labeled clip is held once, on the model's device, in its stored dtype (uint8 frames on
+        Atari: 0.7 MB a clip); the buffer grows by doubling, so a refit copies nothing already held.
+        """
+        missing = [i for i in dict.fromkeys(clip_ids) if i not in self._rows]
+        if missing:
+            new = torch.as_tensor(np.stack([self._step_features(c.obs, c.actions)
+                                            for c in self.store.get_clips(missing)]), device=self.device)
+            held = len(self._rows)
+            if self._clips is None or held + len(new) > len(self._clips):
+                grown = torch.empty((max(2 * held, held + len(new)), *new.shape[1:]), dtype=new.dtype,
+                                    device=self.device)
+                if held:
+                    grown[:held] = self._clips[:held]
+                self._clips = grown
+            self._clips[held:held + len(new)] = new
+            self._rows.update({clip_id: held + k for k, clip_id in enumerate(missing)})
+        return torch.as_tensor([self._rows[i] for i in clip_ids], dtype=torch.long, device=self.device)
 
     def labeled(self) -> tuple[ComparisonBatch, ComparisonBatch]:
-        """All labeled comparisons in the store, split into training and validation."""
+        """All labeled comparisons in the store, split into training and validation; their clips
+        are held once and indexed (:class:`ComparisonBatch` with ``clips``)."""
         comparisons = self.store.comparisons("labeled")
         ids = np.array([c.id for c in comparisons])
-        left = torch.as_tensor(self._clip_features([c.left_id for c in comparisons]), device=self.device)
-        right = torch.as_tensor(self._clip_features([c.right_id for c in comparisons]), device=self.device)
+        left = self._clip_rows([c.left_id for c in comparisons])
+        right = self._clip_rows([c.right_id for c in comparisons])
         pref = torch.as_tensor([c.preference for c in comparisons], dtype=torch.float32, device=self.device)
         val = torch.as_tensor(np.flatnonzero(is_validation(ids)), device=self.device)
         train = torch.as_tensor(np.flatnonzero(~is_validation(ids)), device=self.device)
-        batch = ComparisonBatch(left, right, pref)
+        batch = ComparisonBatch(left, right, pref, self._clips[:len(self._rows)])
         return batch.subset(train), batch.subset(val)
 
     def fit(self, epochs: int | None = None) -> TrainStats:
@@ -149,6 +168,9 @@ class PreferenceCallback(BaseCallback):
         explore_steps: timesteps over which a state-novelty bonus, weight decaying linearly from 1 to 0,
             is added to the learned reward (0: none).
         on_update: called after each rollout with a dict of the figures for ``metrics.csv``.
+
+    ``seconds`` adds up the wall time of each stage (``collect``, ``ask``, ``fit``, ``relabel``,
+    ``log``): where the loop's overhead over plain PPO goes.
     """
 
     def __init__(self, loop: PreferenceLoop, venv: LearnedRewardVecEnv, schedule: LabelSchedule,
@@ -162,23 +184,35 @@ class PreferenceCallback(BaseCallback):
         self.on_update = on_update
         self._learned_return = np.zeros(venv.num_envs)
         self.learned_episode_returns: list[float] = []
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._clock = time.perf_counter()
+
+    def _lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] += now - self._clock
+        self._clock = now
 
     def _on_step(self) -> bool:
         return True
 
     def _on_rollout_end(self) -> None:
+        self._clock = time.perf_counter()
         record = self.venv.drain()
         if record is None:
             return
         self.loop.collect(record, self.num_timesteps)
+        self._lap("collect")
         due = self.schedule.target(self.num_timesteps) - self.loop.asked
         final = self.num_timesteps + self.model.n_steps * self.venv.num_envs > self.schedule.total_timesteps
         if due >= self.label_batch or (due > 0 and final):
-            if self.loop.ask(due):
+            asked = self.loop.ask(due)
+            self._lap("ask")
+            if asked:
                 stats = self.loop.fit()
                 self.logger.record("reward_model/val_accuracy", stats.val_accuracy)
                 self.logger.record("reward_model/val_loss", stats.val_loss)
                 self.logger.record("reward_model/train_loss", stats.train_loss)
+                self._lap("fit")
         learned = self.loop.learned_rewards(record.obs, record.actions)
         weight = 1.0 - self.num_timesteps / self.explore_steps if self.explore_steps else 0.0
         if weight > 0:
@@ -186,6 +220,7 @@ class PreferenceCallback(BaseCallback):
             learned = learned + weight * self.loop.model.config.reward_std * novelty.reshape(learned.shape)
             self.logger.record("prefrl/novelty_weight", weight)
         relabel_rollout(self.model.rollout_buffer, learned, self.locals["values"], self.locals["dones"])
+        self._lap("relabel")
         for t in range(len(learned)):
             self._learned_return += learned[t]
             for i in np.flatnonzero(record.dones[t]):
@@ -196,3 +231,4 @@ class PreferenceCallback(BaseCallback):
             self.logger.record("prefrl/learned_episode_return", float(np.mean(self.learned_episode_returns[-20:])))
         if self.on_update is not None:
             self.on_update(self)
+        self._lap("log")

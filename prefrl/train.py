@@ -198,8 +198,10 @@ def train(config: TrainConfig) -> dict:
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
             save_dir=run_dir,
         )
+        pretrain_start = time.time()
         _pretrain(loop, make_venv(config.seed + 1), initial,
                   preset.random_steps or 10 * initial * preset.clip_length)
+        pretrain_seconds = time.time() - pretrain_start
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
         callback = PreferenceCallback(
             loop, venv, schedule, preset.label_batch, explore_steps=int(preset.explore_fraction * steps),
@@ -240,6 +242,9 @@ def train(config: TrainConfig) -> dict:
         "learn_seconds": round(learn_seconds, 1),
         "steps_per_second": round(ppo.num_timesteps / learn_seconds, 1),
         "device": device,
+        # Wall seconds of each stage the preference loop adds inside learn (see PreferenceCallback).
+        "loop_seconds": {k: round(v, 1) for k, v in callback.seconds.items()} if loop else None,
+        "pretrain_seconds": round(pretrain_seconds, 1) if loop else None,
         "run_dir": str(run_dir),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

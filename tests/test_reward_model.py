@@ -116,3 +116,33 @@ def test_cnn_ensemble_learns_a_known_frame_reward(tmp_path):
     x = _frame_batch(4).left.reshape(-1, 2, 44, 44)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), back(x))
+
+
+def test_cheap_dropout_keeps_half_scales_by_two_and_masks_the_gradient():
+    from prefrl.reward_model import _Dropout
+    torch.manual_seed(0)
+    drop = _Dropout(0.5).train()
+    x = torch.ones(4, 16, 33, 33, requires_grad=True)  # an odd size: the mask is cut from 64-bit words
+    y = drop(x)
+    kept = y != 0
+    assert set(y.unique().tolist()) <= {0.0, 2.0}
+    assert abs(kept.float().mean().item() - 0.5) < 0.01
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() * 2.0)
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_indexed_comparisons_train_exactly_like_materialized_ones():
+    frames = _frame_batch(48)
+    clips = torch.cat([frames.left, frames.right])
+    indexed = ComparisonBatch(torch.arange(48), torch.arange(48, 96), frames.preference, clips)
+    stats = []
+    for batch in (frames, indexed):
+        torch.manual_seed(0)
+        config = RewardModelConfig(n_features=2 * 44 * 44, use_action=False, arch="cnn", obs_shape=(2, 44, 44))
+        model = RewardEnsemble(config)
+        trainer = EnsembleTrainer(model, epochs=2, batch_size=8, stats_sample=50, seed=0)
+        stats.append((trainer.train(batch.subset(torch.arange(32)), batch.subset(torch.arange(32, 48))),
+                      model.out_mean.clone()))
+    assert stats[0][0] == stats[1][0]
+    torch.testing.assert_close(stats[0][1], stats[1][1])

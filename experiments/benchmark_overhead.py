@@ -14,8 +14,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from prefrl.train import TrainConfig, train
 
 
@@ -36,7 +34,6 @@ def main() -> None:
     for name, default in vars(Config()).items():
         parser.add_argument(f"--{name}", type=type(default) if default is not None else int, default=default)
     cfg = Config(**vars(parser.parse_args()))
-    torch.set_num_threads(1)
     out = Path(cfg.out)
     summaries = {}
     for reward in ("true", "learned"):

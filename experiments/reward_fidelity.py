@@ -74,14 +74,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clips-per-policy", type=int, default=200)
+    parser.add_argument("--reward-dropout", type=float, default=None, help="Atari reward CNN dropout (default: the preset's)")
     parser.add_argument("--out", default="runs/fidelity")
     args = parser.parse_args()
     spec = resolve(args.env)
-    run_dir = Path(args.out) / f"{spec.name}-l{args.labels}-t{args.steps}-s{args.seed}"
+    tag = "" if args.reward_dropout is None else f"-d{args.reward_dropout:g}"
+    run_dir = Path(args.out) / f"{spec.name}-l{args.labels}-t{args.steps}-s{args.seed}{tag}"
     start = time.time()
     if not (run_dir / "summary.json").exists():
         train(TrainConfig(args.env, labels=args.labels, steps=args.steps, seed=args.seed, run_dir=str(run_dir),
-                          device="cpu", progress_bar=False))
+                          device="cpu", reward_dropout=args.reward_dropout, progress_bar=False))
     train_seconds = time.time() - start
     model = RewardEnsemble.load(run_dir).eval()
     clip_length = preset_for(spec.name, spec.atari).clip_length
@@ -104,6 +106,7 @@ def main() -> None:
     accuracy, n_pairs = pair_accuracy(learned, true)
     result = {
         "env": spec.name, "labels": args.labels, "steps": args.steps, "seed": args.seed,
+        "reward_dropout": model.config.dropout,
         "n_clips": len(true), "clips_by_policy": {p: source.count(p) for p in policies},
         "pair_accuracy": round(accuracy, 4), "n_pairs": n_pairs,
         "spearman_clip": round(float(np.corrcoef(ranks(learned), ranks(true))[0, 1]), 4),

@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     t.add_argument("--query", default="disagreement", help="query selection: random or disagreement")
+    t.add_argument("--algo", default="ppo", help="ppo (rl-zoo's tuned PPO) or a2c (the paper's Atari learner)")
+    t.add_argument("--reward-dropout", type=float, default=None,
+                   help="dropout in the Atari reward CNN (default 0: learns faster at small budgets; the paper: 0.5)")
     t.add_argument("--reward", default="learned", help="learned (from preferences) or true (baseline)")
     t.add_argument("--no-fixed-horizon", dest="fixed_horizon", action="store_false",
                    help="let episodes end on termination (leaks the reward; for comparison only)")

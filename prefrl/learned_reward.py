@@ -73,6 +73,17 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         self._last_obs = obs
         return obs, rewards, dones, infos
 
+    @property
+    def n_recorded(self) -> int:
+        """Steps recorded since the last drain."""
+        return len(self._steps)
+
+    def recorded(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Observations and actions of recorded steps ``start:stop`` (since the last drain), stacked
+        over time, without forgetting them."""
+        part = self._steps[start:stop]
+        return np.stack([s[0] for s in part]), np.stack([s[1] for s in part])
+
     def drain(self) -> StepRecord | None:
         """Return the steps recorded since the last call (None if there were none) and forget them."""
         if not self._steps:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -168,13 +169,18 @@ class PreferenceCallback(BaseCallback):
         explore_steps: timesteps over which a state-novelty bonus, weight decaying linearly from 1 to 0,
             is added to the learned reward (0: none).
         on_update: called after each rollout with a dict of the figures for ``metrics.csv``.
+        overlap: score the rollout's steps in a background thread while the rollout is still being
+            collected, ``overlap`` steps at a time (0: all at once at the end). On a CPU, collecting
+            a rollout leaves a core idle (the envs step one at a time) and the reward CNN's
+            forward pass can run there; a rollout after which the ensemble was refit is scored
+            again at the end with the new ensemble.
 
     ``seconds`` adds up the wall time of each stage (``collect``, ``ask``, ``fit``, ``relabel``,
     ``log``): where the loop's overhead over plain PPO goes.
     """
 
     def __init__(self, loop: PreferenceLoop, venv: LearnedRewardVecEnv, schedule: LabelSchedule,
-                 label_batch: int, explore_steps: int = 0, on_update=None):
+                 label_batch: int, explore_steps: int = 0, on_update=None, overlap: int = 0):
         super().__init__()
         self.loop = loop
         self.venv = venv
@@ -186,34 +192,61 @@ class PreferenceCallback(BaseCallback):
         self.learned_episode_returns: list[float] = []
         self.seconds: dict[str, float] = defaultdict(float)
         self._clock = time.perf_counter()
+        self.overlap = overlap
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="prefrl-reward") if overlap else None
+        self._scored: list[Future] = []  # background scores of this rollout's steps, in order
+        self._submitted = 0  # steps of this rollout handed to the background thread
+
+    def _on_step(self) -> bool:
+        if self.overlap and self.venv.n_recorded - self._submitted >= self.overlap:
+            obs, actions = self.venv.recorded(self._submitted, self._submitted + self.overlap)
+            self._scored.append(self._executor.submit(self.loop.learned_rewards, obs, actions))
+            self._submitted += self.overlap
+        return True
+
+    def _rollout_rewards(self, record: StepRecord, done: list[np.ndarray], refit: bool) -> np.ndarray:
+        """The learned reward of the rollout's steps (T, n_envs): ``done``, what the background
+        thread scored, and the rest now; all of it now if the ensemble was refit since."""
+        if refit or not done:
+            return self.loop.learned_rewards(record.obs, record.actions)
+        t = sum(len(d) for d in done)
+        if t < len(record.obs):
+            done.append(self.loop.learned_rewards(record.obs[t:], record.actions[t:]))
+        return np.concatenate(done)
+
+    def _on_training_end(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
 
     def _lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.seconds[stage] += now - self._clock
         self._clock = now
 
-    def _on_step(self) -> bool:
-        return True
-
     def _on_rollout_end(self) -> None:
         self._clock = time.perf_counter()
         record = self.venv.drain()
+        # Wait for the background scores before asking or refitting touches the ensemble.
+        scored = [f.result() for f in self._scored]
+        self._scored, self._submitted = [], 0
         if record is None:
             return
         self.loop.collect(record, self.num_timesteps)
         self._lap("collect")
         due = self.schedule.target(self.num_timesteps) - self.loop.asked
         final = self.num_timesteps + self.model.n_steps * self.venv.num_envs > self.schedule.total_timesteps
+        refit = False
         if due >= self.label_batch or (due > 0 and final):
             asked = self.loop.ask(due)
             self._lap("ask")
             if asked:
+                refit = True
                 stats = self.loop.fit()
                 self.logger.record("reward_model/val_accuracy", stats.val_accuracy)
                 self.logger.record("reward_model/val_loss", stats.val_loss)
                 self.logger.record("reward_model/train_loss", stats.train_loss)
                 self._lap("fit")
-        learned = self.loop.learned_rewards(record.obs, record.actions)
+        learned = self._rollout_rewards(record, scored, refit)
         weight = 1.0 - self.num_timesteps / self.explore_steps if self.explore_steps else 0.0
         if weight > 0:
             novelty = knn_novelty(record.obs.reshape(-1, *record.obs.shape[2:]), seed=self.num_timesteps)

@@ -58,6 +58,7 @@ class RewardModelConfig:
         use_action: whether the features include the action (r(o, a)) or only the observation (r(o)).
         arch: ``mlp`` over flat features, or ``cnn``: the paper's Atari network over stacked frames.
         obs_shape: (C, H, W) of the frames, for ``cnn``.
+        dropout: dropout after each convolution of the ``cnn`` (the paper: 0.5).
     """
 
     n_features: int
@@ -67,6 +68,7 @@ class RewardModelConfig:
     use_action: bool = True
     arch: str = "mlp"
     obs_shape: tuple[int, ...] | None = None
+    dropout: float = 0.5
 
     def __post_init__(self):
         if self.arch not in ("mlp", "cnn"):
@@ -135,14 +137,14 @@ class _MemberCNN(nn.Module):
     per-channel, so per-member, statistics. Frames run channels-last (on CPU ~1.5× faster).
     """
 
-    def __init__(self, n_members: int, obs_shape: tuple[int, int, int], hidden: int):
+    def __init__(self, n_members: int, obs_shape: tuple[int, int, int], hidden: int, dropout: float = 0.5):
         super().__init__()
         m, c, height, width = n_members, *obs_shape
         layers: list[nn.Module] = []
         channels = c
         for kernel, stride in ((7, 3), (5, 2), (3, 1), (3, 1)):
             layers += [nn.Conv2d(m * channels, m * 16, kernel, stride, groups=m), nn.BatchNorm2d(m * 16),
-                       _Dropout(0.5), nn.LeakyReLU(0.01)]
+                       _Dropout(dropout), nn.LeakyReLU(0.01)]
             channels = 16
             height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
         self.convs = nn.Sequential(*layers).to(memory_format=torch.channels_last)
@@ -177,7 +179,7 @@ class RewardEnsemble(nn.Module):
         self.config = config
         m, f, h = config.n_members, config.n_features, config.hidden
         if config.arch == "cnn":
-            self.cnn = _MemberCNN(m, config.obs_shape, h)
+            self.cnn = _MemberCNN(m, config.obs_shape, h, config.dropout)
             self.layers = nn.ModuleList([_StackedLinear(m, h, 1)])
         else:
             self.layers = nn.ModuleList([_StackedLinear(m, f, h), _StackedLinear(m, h, h), _StackedLinear(m, h, 1)])

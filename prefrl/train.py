@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
+from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -51,6 +51,8 @@ class TrainConfig:
         query: ``random`` or ``disagreement``.
         fixed_horizon: hide termination (see ``prefrl.envs.FixedHorizon``); the honest default.
         progress_bar: show SB3's progress bar.
+        algo: ``ppo`` (rl-zoo's tuned PPO) or ``a2c`` (the paper's Atari learner, with rl-zoo's settings).
+        reward_dropout: dropout after each convolution of the Atari reward CNN (None: the preset's).
     """
 
     env: str
@@ -63,11 +65,17 @@ class TrainConfig:
     query: str = "disagreement"
     fixed_horizon: bool = True
     progress_bar: bool = True
+    algo: str = "ppo"
+    reward_dropout: float | None = None
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
         if self.reward not in ("learned", "true"):
             raise PrefrlError(f"--reward {self.reward!r} is not known: use learned or true")
+        if self.algo not in ("ppo", "a2c"):
+            raise PrefrlError(f"--algo {self.algo!r} is not known: use ppo or a2c")
+        if self.reward_dropout is not None and not 0.0 <= self.reward_dropout < 1.0:
+            raise PrefrlError(f"--reward-dropout {self.reward_dropout} must be in [0, 1): the paper used 0.5")
         if self.labels is not None and self.labels < 2:
             raise PrefrlError(f"--labels {self.labels} is too few: give at least 2 labels (the preset asks for "
                               f"{preset_for(self.env).labels})")
@@ -97,18 +105,24 @@ def _run_dir(config: TrainConfig) -> Path:
 
 
 class _Metrics:
-    """Writes one row of ``metrics.csv`` per PPO update."""
+    """Writes one row of ``metrics.csv`` per PPO update (per ``every`` env steps at most: A2C updates
+    every 80 steps)."""
 
     FIELDS = ["timesteps", "labels", "true_episode_return", "learned_episode_return", "rm_val_accuracy",
               "rm_val_loss", "rm_train_loss", "wall_seconds"]
 
-    def __init__(self, path: Path, start: float):
+    def __init__(self, path: Path, start: float, every: int = 0):
+        self._every = every
+        self._last = -every
         self._file = path.open("w", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=self.FIELDS)
         self._writer.writeheader()
         self._start = start
 
-    def row(self, model: PPO, labels: int | None = None, learned: list[float] | None = None, stats=None) -> None:
+    def row(self, model, labels: int | None = None, learned: list[float] | None = None, stats=None) -> None:
+        if model.num_timesteps - self._last < self._every:
+            return
+        self._last = model.num_timesteps
         self._writer.writerow({
             "timesteps": model.num_timesteps,
             "labels": labels if labels is not None else "",
@@ -159,21 +173,22 @@ def train(config: TrainConfig) -> dict:
         raise PrefrlError(f"{run_dir} already holds a run ({store.num_labels()} labels): choose a new --run-dir")
     (run_dir / "config.json").write_text(json.dumps(
         {**asdict(config), "labels": labels, "steps": steps, "gym_id": spec.gym_id, "device": device,
-         "preset": {k: (repr(v) if k == "ppo" else v) for k, v in asdict(preset).items()}}, indent=2))
+         "preset": {k: (repr(v) if k in ("ppo", "a2c") else v) for k, v in asdict(preset).items()}}, indent=2))
     set_random_seed(config.seed)
+    n_envs, algo_kwargs = preset.algo(config.algo)
     if device == "cpu" and not spec.atari:
         torch.set_num_threads(1)  # small MLPs: one thread is faster and leaves the other core free
 
     def make_venv(seed: int) -> DummyVecEnv:
         # A Monitor on the plain env, inside the fixed-horizon wrapper, logs the game's own episodes.
         venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.fixed_horizon, inner_wrapper=Monitor)
-                            for _ in range(preset.n_envs)])
+                            for _ in range(n_envs)])
         venv.seed(seed)
         venv.action_space.seed(seed)
         return venv
 
     venv = make_venv(config.seed)
-    metrics = _Metrics(run_dir / "metrics.csv", start)
+    metrics = _Metrics(run_dir / "metrics.csv", start, every=1000 if config.algo == "a2c" else 0)
     loop = None
     if config.reward == "learned":
         venv = LearnedRewardVecEnv(venv)
@@ -186,14 +201,15 @@ def train(config: TrainConfig) -> dict:
                 preset.reward_uses_action).shape[-1], None
         model = RewardEnsemble(RewardModelConfig(
             n_features, reward_std=preset.reward_std, use_action=preset.reward_uses_action, arch=preset.reward_arch,
-            obs_shape=obs_shape)).to(device)
+            obs_shape=obs_shape,
+            dropout=preset.reward_dropout if config.reward_dropout is None else config.reward_dropout)).to(device)
         initial = max(1, min(labels, round(preset.initial_fraction * labels)))
         trainer = EnsembleTrainer(model, epochs=preset.reward_epochs, min_updates=preset.reward_updates,
                                   batch_size=preset.reward_batch,
                                   stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed)
         loop = PreferenceLoop(
             store=store, teacher=OracleTeacher(), model=model, trainer=trainer,
-            recorder=ClipRecorder(preset.n_envs, preset.clip_length,
+            recorder=ClipRecorder(n_envs, preset.clip_length,
                                   capacity=max(100, preset.candidate_steps // preset.clip_length)),
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
             save_dir=run_dir,
@@ -205,18 +221,21 @@ def train(config: TrainConfig) -> dict:
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
         callback = PreferenceCallback(
             loop, venv, schedule, preset.label_batch, explore_steps=int(preset.explore_fraction * steps),
+            # On CPU the reward CNN scores each 16 steps of the rollout on the core the envs leave idle.
+            overlap=16 if device == "cpu" and preset.reward_arch == "cnn" else 0,
             on_update=lambda cb: metrics.row(cb.model, loop.store.num_labels(), cb.learned_episode_returns,
                                              loop.last_stats),
         )
     else:
         callback = _EachRollout(metrics.row)
     # Five policy checkpoints over the run, for comparing learned and true reward along the way.
-    checkpoints = CheckpointCallback(max(1, steps // (5 * preset.n_envs)), str(run_dir / "checkpoints"), "policy")
+    checkpoints = CheckpointCallback(max(1, steps // (5 * n_envs)), str(run_dir / "checkpoints"), "policy")
 
-    ppo = PPO("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed, device=device, verbose=0,
-              tensorboard_log=str(run_dir / "tb"), **preset.ppo)
+    algo = {"ppo": PPO, "a2c": A2C}[config.algo]
+    ppo = algo("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed, device=device, verbose=0,
+               tensorboard_log=str(run_dir / "tb"), **algo_kwargs)
     learn_start = time.time()
-    ppo.learn(steps, callback=[callback, checkpoints], progress_bar=config.progress_bar, tb_log_name="ppo")
+    ppo.learn(steps, callback=[callback, checkpoints], progress_bar=config.progress_bar, tb_log_name=config.algo)
     learn_seconds = time.time() - learn_start
     metrics.close()
     ppo.save(run_dir / "policy.zip")
@@ -230,6 +249,7 @@ def train(config: TrainConfig) -> dict:
         "gym_id": spec.gym_id,
         "seed": config.seed,
         "reward": config.reward,
+        "algo": config.algo,
         "query": config.query if loop else None,
         "fixed_horizon": config.fixed_horizon,
         "timesteps": int(ppo.num_timesteps),

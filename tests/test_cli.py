@@ -48,6 +48,20 @@ def test_train_true_reward_baseline(tmp_path):
     assert not (run / "store.sqlite").exists()
 
 
+def test_train_with_a2c_the_papers_learner(tmp_path):
+    from stable_baselines3 import A2C
+
+    run = tmp_path / "a2c"
+    assert main(["train", "cartpole", "--algo", "a2c", "--labels", "12", "--steps", "3000", "--run-dir", str(run),
+                 "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["algo"] == "a2c" and summary["labels_used"] == 12 and summary["timesteps"] >= 3000
+    assert isinstance(A2C.load(run / "policy.zip", device="cpu"), A2C)
+    with (run / "metrics.csv").open() as f:
+        steps = [int(r["timesteps"]) for r in csv.DictReader(f)]
+    assert len(steps) >= 2 and min(b - a for a, b in zip(steps, steps[1:])) >= 1000  # A2C's rows are thinned
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -55,6 +69,7 @@ def test_train_true_reward_baseline(tmp_path):
         (["train", "cartpole", "--labels", "0"], "--labels 0 is too few"),
         (["train", "cartpole", "--query", "best"], "--query 'best' is not known"),
         (["train", "cartpole", "--reward", "fake"], "--reward 'fake' is not known"),
+        (["train", "cartpole", "--algo", "dqn"], "--algo 'dqn' is not known"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(args, message):

@@ -89,3 +89,30 @@ def test_frames_are_recorded_into_clips_and_the_store(tmp_path):
         back = store.get_clips([clip_id], frames=True)[0]
         assert store.get_clips([clip_id])[0].frames is None  # frames load only when asked for
     np.testing.assert_array_equal(back.frames, record.frames[:, 0])
+
+
+def test_background_scoring_gives_the_rollout_the_same_rewards():
+    import threading
+
+    from prefrl.loop import PreferenceCallback
+
+    threads = set()
+
+    class Loop:  # the one method the callback scores with
+        def learned_rewards(self, obs, actions):
+            threads.add(threading.current_thread().name)
+            return obs[..., 0] + actions.astype(np.float32)
+
+    env = LearnedRewardVecEnv(_venv(3))
+    env.reset()
+    callback = PreferenceCallback(Loop(), env, schedule=None, label_batch=1, overlap=8)
+    for _ in range(37):
+        env.step(np.array([env.action_space.sample() for _ in range(3)]))
+        callback._on_step()
+    record = env.drain()
+    scored = [f.result() for f in callback._scored]
+    assert [len(s) for s in scored] == [8, 8, 8, 8]  # 37 steps: four chunks in the background, 5 left
+    learned = callback._rollout_rewards(record, scored, refit=False)
+    np.testing.assert_array_equal(learned, record.obs[..., 0] + record.actions.astype(np.float32))
+    assert any(name.startswith("prefrl-reward") for name in threads)
+    callback._on_training_end()

@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     t.add_argument("--query", default="disagreement", help="query selection: random or disagreement")
+    t.add_argument("--feedback", default="synthetic",
+                   help="synthetic (the oracle answers) or human (answer in `prefrl label RUN_DIR`)")
     t.add_argument("--algo", default="ppo", help="ppo (rl-zoo's tuned PPO) or a2c (the paper's Atari learner)")
     t.add_argument("--reward-dropout", type=float, default=None,
                    help="dropout in the Atari reward CNN (default 0: learns faster at small budgets; the paper: 0.5)")
@@ -33,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bar")
 
     sub.add_parser("envs", help="list the environment suite and its presets")
+
+    lab = sub.add_parser("label", help="label clip pairs by hand in a pygame window",
+                         description="Open the labeling window on a run's store: two clips loop side by side; "
+                                     "each answer is committed to the store at once.")
+    lab.add_argument("run_dir", help="a run directory (holding store.sqlite)")
+    lab.add_argument("--labeler", default=None, help="your name, stored with each label (default: $USER)")
+    lab.add_argument("--new-pairs", action="store_true",
+                     help="when no query is waiting, pick new pairs of stored clips (automatic on a finished run)")
     return parser
 
 
@@ -52,6 +62,33 @@ def _envs() -> None:
           f"{', '.join(ATARI_SUITE)} and any ALE/<Game>-v5 id")
 
 
+def _label(args) -> int:
+    import getpass
+    from pathlib import Path
+
+    from .errors import PrefrlError
+    from .store import PreferenceStore
+
+    run_dir = Path(args.run_dir)
+    path = run_dir / "store.sqlite"
+    if not path.exists():
+        raise PrefrlError(f"{run_dir} holds no store.sqlite: give the directory of a `prefrl train` run")
+    store = PreferenceStore(path)
+    finished = (run_dir / "summary.json").exists()
+    labeler = args.labeler or getpass.getuser() or "labeler"
+    from .labeling_ui.app import LabelingApp
+    from .labeling_ui.frames import frame_rate
+    from .labeling_ui.session import LabelingSession
+
+    session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or finished)
+    try:
+        LabelingApp(session, clip_fps=frame_rate(store.env)).run()
+    finally:
+        store.close()
+    print(f"{session.labeled} answers from {labeler} are in {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .errors import PrefrlError
@@ -60,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "envs":
             _envs()
             return 0
+        if args.command == "label":
+            return _label(args)
         from .train import TrainConfig, train
 
         config = TrainConfig(**{k: v for k, v in vars(args).items() if k != "command"})

@@ -32,7 +32,8 @@ class PreferenceLoop:
 
     Args:
         store: where queried clips and every comparison go.
-        teacher: answers queries (a synthetic teacher here; people answer through the store).
+        teacher: answers queries at once (a synthetic teacher), or None: people answer them later,
+            through the store (``prefrl label``), and the loop trains on labels as they arrive.
         model: the reward-model ensemble.
         trainer: fits ``model`` to the stored labels.
         recorder: cuts rollouts into candidate clips.
@@ -42,7 +43,7 @@ class PreferenceLoop:
         save_dir: where each refit ensemble is saved (``reward_model.pt`` + ``.json``), if given.
     """
 
-    def __init__(self, *, store: PreferenceStore, teacher: OracleTeacher, model: RewardEnsemble,
+    def __init__(self, *, store: PreferenceStore, teacher: OracleTeacher | None, model: RewardEnsemble,
                  trainer: EnsembleTrainer, recorder: ClipRecorder, observation_space: spaces.Space,
                  action_space: spaces.Space, query: str, seed: int, save_dir: Path | None = None):
         self.store = store
@@ -57,6 +58,7 @@ class PreferenceLoop:
         self.save_dir = save_dir
         self.device = model.out_mean.device
         self.asked = len(store.comparisons())
+        self.fitted_labels = 0  # labels in the store at the last fit
         self.last_stats: TrainStats | None = None
         self._rows: dict[int, int] = {}  # clip id -> row of self._clips
         self._clips: torch.Tensor | None = None  # step features of every labeled clip, once each
@@ -96,8 +98,9 @@ class PreferenceLoop:
                                 record.frames)
 
     def ask(self, n: int, strategy: str | None = None) -> int:
-        """Query ``n`` pairs from the candidate clips and have the teacher label them; returns how
-        many were asked (fewer if there are too few distinct clips)."""
+        """Query ``n`` pairs from the candidate clips and have the teacher label them (with no teacher
+        they wait in the store for people); returns how many were asked (fewer if there are too few
+        distinct clips)."""
         pool = self.recorder.clips
         strategy = strategy or self.query
         pairs = select_pairs(pool, n, strategy, self.rng,
@@ -108,9 +111,10 @@ class PreferenceLoop:
         for k, clip_id in zip(unsaved, self.store.add_clips([pool[k] for k in unsaved])):
             pool[k] = dataclasses.replace(pool[k], clip_id=clip_id)
         comparison_ids = self.store.add_queries([(pool[i].clip_id, pool[j].clip_id) for i, j in pairs],
-                                                source=self.teacher.name)
-        preferences = self.teacher([(pool[i], pool[j]) for i, j in pairs])
-        self.store.record_labels(list(zip(comparison_ids, preferences)), labeler=self.teacher.name)
+                                                source=self.teacher.name if self.teacher else "human")
+        if self.teacher is not None:
+            preferences = self.teacher([(pool[i], pool[j]) for i, j in pairs])
+            self.store.record_labels(list(zip(comparison_ids, preferences)), labeler=self.teacher.name)
         self.asked += len(pairs)
         return len(pairs)
 
@@ -150,7 +154,9 @@ class PreferenceLoop:
 
     def fit(self, epochs: int | None = None) -> TrainStats:
         """Retrain the ensemble on every labeled comparison in the store (warm start)."""
-        self.last_stats = self.trainer.train(*self.labeled(), epochs=epochs)
+        train, val = self.labeled()
+        self.fitted_labels = train.n + val.n
+        self.last_stats = self.trainer.train(train, val, epochs=epochs)
         if self.save_dir is not None:
             self.model.save(self.save_dir)
         return self.last_stats
@@ -214,6 +220,17 @@ class PreferenceCallback(BaseCallback):
             done.append(self.loop.learned_rewards(record.obs[t:], record.actions[t:]))
         return np.concatenate(done)
 
+    def _human_round(self, due: int, final: bool) -> bool:
+        """People label at their own pace: keep at most two batches of queries waiting, and refit
+        once a batch of new labels has arrived (PPO goes on with the current ensemble meanwhile).
+        Returns whether to refit now."""
+        room = 2 * self.label_batch - self.loop.store.num_pending()
+        if due > 0 and room > 0:
+            self.loop.ask(min(due, room))
+        self._lap("ask")
+        new = self.loop.store.num_labels() - self.loop.fitted_labels
+        return new >= self.label_batch or (final and new > 0)
+
     def _on_training_end(self) -> None:
         if self._executor is not None:
             self._executor.shutdown()
@@ -236,16 +253,17 @@ class PreferenceCallback(BaseCallback):
         due = self.schedule.target(self.num_timesteps) - self.loop.asked
         final = self.num_timesteps + self.model.n_steps * self.venv.num_envs > self.schedule.total_timesteps
         refit = False
-        if due >= self.label_batch or (due > 0 and final):
-            asked = self.loop.ask(due)
+        if self.loop.teacher is None:
+            refit = self._human_round(due, final)
+        elif due >= self.label_batch or (due > 0 and final):
+            refit = self.loop.ask(due) > 0
             self._lap("ask")
-            if asked:
-                refit = True
-                stats = self.loop.fit()
-                self.logger.record("reward_model/val_accuracy", stats.val_accuracy)
-                self.logger.record("reward_model/val_loss", stats.val_loss)
-                self.logger.record("reward_model/train_loss", stats.train_loss)
-                self._lap("fit")
+        if refit:
+            stats = self.loop.fit()
+            self.logger.record("reward_model/val_accuracy", stats.val_accuracy)
+            self.logger.record("reward_model/val_loss", stats.val_loss)
+            self.logger.record("reward_model/train_loss", stats.train_loss)
+            self._lap("fit")
         learned = self._rollout_rewards(record, scored, refit)
         weight = 1.0 - self.num_timesteps / self.explore_steps if self.explore_steps else 0.0
         if weight > 0:

@@ -21,7 +21,7 @@ from .errors import StoreError
 
 __all__ = ["SCHEMA_VERSION", "Comparison", "PreferenceStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: comparisons.claimed_by/claimed_at, so several labelers never get the same pair
 APP_ID = "prefrl"
 
 _SCHEMA = """
@@ -47,6 +47,8 @@ CREATE TABLE comparisons (
     labeler TEXT,
     created REAL NOT NULL,
     labeled_at REAL,
+    claimed_by TEXT,
+    claimed_at REAL,
     CHECK ((status = 'labeled') = (preference IS NOT NULL))
 );
 CREATE INDEX comparisons_status ON comparisons(status);
@@ -134,9 +136,20 @@ class PreferenceStore:
                 f"{self.path} has store schema {version}, newer than this prefrl's {SCHEMA_VERSION}: "
                 "upgrade prefrl or choose another --run-dir"
             )
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
         if env and meta.get("env") and meta["env"] != env:
             raise StoreError(f"{self.path} holds clips of env {meta['env']!r}, not {env!r}: choose another --run-dir")
         self.env = meta.get("env") or env
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older store up to this schema in one transaction (nothing in it is lost)."""
+        with self._transaction():
+            if version < 2:
+                self._db.execute("ALTER TABLE comparisons ADD COLUMN claimed_by TEXT")
+                self._db.execute("ALTER TABLE comparisons ADD COLUMN claimed_at REAL")
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _transaction(self):
         db = self._db
@@ -197,6 +210,9 @@ class PreferenceStore:
                             _unpack(row[5]) if frames and row[5] is not None else None, row[4], row[0]))
         return out
 
+    def clip_ids(self) -> list[int]:
+        return [r[0] for r in self._db.execute("SELECT id FROM clips ORDER BY id")]
+
     def num_clips(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
 
@@ -226,6 +242,47 @@ class PreferenceStore:
                     "UPDATE comparisons SET status = ?, preference = ?, labeler = ?, labeled_at = ? WHERE id = ?",
                     (status, preference, labeler, now, int(comparison_id)),
                 )
+
+    def claim(self, labeler: str, ttl: float = 600.0) -> Comparison | None:
+        """Take the oldest pending comparison for ``labeler`` and return it (None if none is left).
+
+        A comparison claimed by another labeler in the last ``ttl`` seconds is passed over, so
+        several windows on one store are never shown the same pair; a claim older than that (its
+        window crashed or was left open) lapses. The claim and the read are one transaction.
+        """
+        now = time.time()
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT id FROM comparisons WHERE status = 'pending' AND (claimed_by IS NULL OR claimed_by = ?"
+                " OR claimed_at < ?) ORDER BY id LIMIT 1", (labeler, now - ttl)).fetchone()
+            if row is None:
+                return None
+            self._db.execute("UPDATE comparisons SET claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, now, row[0]))
+        return self.comparison(row[0])
+
+    def release(self, comparison_id: int, labeler: str) -> None:
+        """Give back ``labeler``'s claim on a still-pending comparison (its window moved on or closed)."""
+        with self._transaction():
+            self._db.execute("UPDATE comparisons SET claimed_by = NULL, claimed_at = NULL WHERE id = ? AND"
+                             " claimed_by = ? AND status = 'pending'", (int(comparison_id), labeler))
+
+    def unlabel(self, comparison_id: int, labeler: str) -> None:
+        """Undo a label or a skip: the comparison is pending again, claimed by ``labeler``."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE comparisons SET status = 'pending', preference = NULL, labeler = NULL, labeled_at = NULL,"
+                " claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, time.time(), int(comparison_id)))
+
+    def comparison(self, comparison_id: int) -> Comparison:
+        row = self._db.execute("SELECT id, left_id, right_id, status, preference, source, labeler FROM comparisons"
+                               " WHERE id = ?", (int(comparison_id),)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path} has no comparison {comparison_id}")
+        return Comparison(*row)
+
+    def num_pending(self) -> int:
+        """Comparisons waiting for a label."""
+        return self._db.execute("SELECT COUNT(*) FROM comparisons WHERE status = 'pending'").fetchone()[0]
 
     def comparisons(self, status: str | None = None) -> list[Comparison]:
         """All comparisons, or those with one status, oldest first."""

@@ -53,6 +53,8 @@ class TrainConfig:
         progress_bar: show SB3's progress bar.
         algo: ``ppo`` (rl-zoo's tuned PPO) or ``a2c`` (the paper's Atari learner, with rl-zoo's settings).
         reward_dropout: dropout after each convolution of the Atari reward CNN (None: the preset's).
+        feedback: ``synthetic`` (the oracle answers at once) or ``human`` (queries wait in the store for
+            ``prefrl label``; RL starts once the initial ones are answered).
     """
 
     env: str
@@ -67,11 +69,16 @@ class TrainConfig:
     progress_bar: bool = True
     algo: str = "ppo"
     reward_dropout: float | None = None
+    feedback: str = "synthetic"
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
         if self.reward not in ("learned", "true"):
             raise PrefrlError(f"--reward {self.reward!r} is not known: use learned or true")
+        if self.feedback not in ("synthetic", "human"):
+            raise PrefrlError(f"--feedback {self.feedback!r} is not known: use synthetic or human")
+        if self.feedback == "human" and self.reward == "true":
+            raise PrefrlError("--feedback human needs --reward learned: the true-reward baseline asks no labels")
         if self.algo not in ("ppo", "a2c"):
             raise PrefrlError(f"--algo {self.algo!r} is not known: use ppo or a2c")
         if self.reward_dropout is not None and not 0.0 <= self.reward_dropout < 1.0:
@@ -208,7 +215,8 @@ def train(config: TrainConfig) -> dict:
                                   batch_size=preset.reward_batch,
                                   stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed)
         loop = PreferenceLoop(
-            store=store, teacher=OracleTeacher(), model=model, trainer=trainer,
+            store=store, teacher=OracleTeacher() if config.feedback == "synthetic" else None, model=model,
+            trainer=trainer,
             recorder=ClipRecorder(n_envs, preset.clip_length,
                                   capacity=max(100, preset.candidate_steps // preset.clip_length)),
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
@@ -286,4 +294,20 @@ def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, random_step
     random_env.close()
     if loop.ask(initial, strategy="random") == 0:
         raise PrefrlError("the random policy produced fewer than two distinct clips: lower the clip length")
+    if loop.teacher is None:
+        _wait_for_labels(loop.store)
     loop.fit(epochs=5 * loop.trainer.epochs)  # from scratch: longer than the warm-started refits
+
+
+def _wait_for_labels(store: PreferenceStore, poll: float = 0.5) -> None:
+    """Block until people have answered every waiting query and at least two are labels."""
+    run_dir = store.path.parent
+    print(f"prefrl: waiting for {store.num_pending()} labels before RL starts. In another terminal run:\n"
+          f"    prefrl label {run_dir}\n"
+          f"(several windows may label at once; Ctrl-C stops, and every label given is kept)", flush=True)
+    while store.num_pending() > 0 or store.num_labels() < 2:
+        if store.num_pending() == 0:  # all answered, but too few were labels (skips): ask on
+            raise PrefrlError(f"only {store.num_labels()} of the initial queries were labeled (the rest skipped): "
+                              f"at least 2 labels are needed; rerun with a new --run-dir")
+        time.sleep(poll)
+    print(f"prefrl: {store.num_labels()} labels in; pre-training the reward model and starting RL", flush=True)

@@ -95,7 +95,7 @@ def test_foreign_and_newer_stores_are_refused(tmp_path):
     db.commit()
     db.close()
     result = _run(["train", "cartpole", "--run-dir", str(newer)])
-    assert result.returncode == 2 and "schema 7, newer than this prefrl's 1" in result.stderr
+    assert result.returncode == 2 and "schema 7, newer than this prefrl's 2" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

@@ -70,3 +70,53 @@ def test_newer_schema_and_other_env_are_refused(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="schema 99, newer"):
         PreferenceStore(path, env="cartpole")
+
+
+def test_two_labelers_never_claim_the_same_pair_and_stale_claims_lapse(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with PreferenceStore(path, env="cartpole") as store:
+        ids = store.add_clips([_clip(i) for i in range(4)])
+        q = store.add_queries([(ids[0], ids[1]), (ids[2], ids[3])], source="human")
+    ann, bob = PreferenceStore(path), PreferenceStore(path)  # two windows, two connections
+    a, b = ann.claim("ann"), bob.claim("bob")
+    assert {a.id, b.id} == set(q)
+    assert ann.claim("carl") is None  # both pairs are claimed
+    assert ann.claim("ann").id == a.id  # a labeler keeps their own claim
+    assert bob.claim("carl", ttl=0.0).id == min(q)  # claims older than ttl lapse: carl takes the oldest
+    bob.release(min(q), "carl")
+    assert ann.claim("dora").id == min(q)
+    ann.close(), bob.close()
+
+
+def test_undo_puts_a_label_back_to_pending(tmp_path):
+    with PreferenceStore(tmp_path / "s.sqlite", env="cartpole") as store:
+        ids = store.add_clips([_clip(0), _clip(1)])
+        (cid,) = store.add_queries([(ids[0], ids[1])], source="human")
+        store.record_labels([(cid, 1.0)], labeler="ann")
+        assert store.num_labels() == 1 and store.num_pending() == 0
+        store.unlabel(cid, "ann")
+        c = store.comparison(cid)
+        assert (c.status, c.preference, c.labeler) == ("pending", None, None)
+        assert store.claim("bob") is None and store.claim("ann").id == cid  # the undoer holds it
+
+
+def test_a_schema_1_store_is_migrated_with_its_labels(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE clips (id INTEGER PRIMARY KEY, length INTEGER NOT NULL, true_return REAL NOT NULL,
+            timestep INTEGER NOT NULL, obs BLOB NOT NULL, actions BLOB NOT NULL, true_rewards BLOB NOT NULL,
+            frames BLOB, created REAL NOT NULL);
+        CREATE TABLE comparisons (id INTEGER PRIMARY KEY, left_id INTEGER NOT NULL, right_id INTEGER NOT NULL,
+            status TEXT NOT NULL, preference REAL, source TEXT NOT NULL, labeler TEXT, created REAL NOT NULL,
+            labeled_at REAL);
+        INSERT INTO meta VALUES ('app', 'prefrl'), ('schema_version', '1'), ('env', 'cartpole');
+        INSERT INTO comparisons VALUES (1, 1, 2, 'labeled', 1.0, 'oracle', 'oracle', 0, 0);
+        INSERT INTO comparisons VALUES (2, 1, 2, 'pending', NULL, 'human', NULL, 0, NULL);
+    """)
+    db.close()
+    with PreferenceStore(path, env="cartpole") as store:
+        assert store.num_labels() == 1 and store.comparison(1).preference == 1.0
+        assert store.claim("ann").id == 2
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"

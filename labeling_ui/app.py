@@ -1,0 +1,144 @@
+"""The pygame window: two clips side by side, looping in step; keys answer which is better.
+
+The loop is tick, events, update, draw, flip. :meth:`LabelingApp.handle_event` only changes state
+(through :class:`~prefrl.labeling_ui.session.LabelingSession`); :meth:`LabelingApp.draw` only reads
+it. Tests post key events with ``SDL_VIDEODRIVER=dummy`` and no screen.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import numpy as np  # noqa: E402
+import pygame  # noqa: E402
+
+from .session import LabelingSession  # noqa: E402
+
+__all__ = ["KEYS", "LabelingApp"]
+
+KEYS = {
+    pygame.K_LEFT: "left", pygame.K_a: "left",
+    pygame.K_RIGHT: "right", pygame.K_d: "right",
+    pygame.K_DOWN: "equal", pygame.K_s: "equal", pygame.K_EQUALS: "equal",
+    pygame.K_SPACE: "skip",
+    pygame.K_u: "undo", pygame.K_BACKSPACE: "undo",
+    pygame.K_p: "pause",
+    pygame.K_ESCAPE: "quit", pygame.K_q: "quit",
+}
+LEGEND = "Left/A: left better   Right/D: right better   Down/S/=: equal   Space: can't tell   U/Backspace: undo   P: pause   Esc/Q: quit"
+MARGIN, HEADER, FOOTER = 16, 64, 40
+BG, FG, DIM, ACCENT = (24, 24, 28), (235, 235, 235), (150, 150, 160), (90, 170, 255)
+
+
+class LabelingApp:
+    """The labeling window over one :class:`LabelingSession`.
+
+    Args:
+        session: the labeler's session on a store.
+        clip_fps: steps per second the clips play at (the env's frame rate).
+        display_fps: frames per second the window is drawn at.
+        clip_width: each clip is scaled to about this many pixels wide (Atari's 84 becomes ×4).
+    """
+
+    def __init__(self, session: LabelingSession, clip_fps: float = 30.0, display_fps: int = 60,
+                 clip_width: int = 336):
+        self.session = session
+        self.clip_fps = clip_fps
+        self.display_fps = display_fps
+        self.clip_width = clip_width
+        self.step = 0.0  # playback position in clip steps
+        self._surfaces: tuple[list[pygame.Surface], list[pygame.Surface]] | None = None
+        self._shown: int | None = None  # comparison id the surfaces were made for
+        self._font: pygame.font.Font | None = None
+        self._last_poll = 0.0
+        self.frames_drawn = 0
+
+    # events: state only
+    def handle_event(self, event: pygame.event.Event) -> None:
+        if event.type == pygame.QUIT:
+            self.session.apply("quit")
+        elif event.type == pygame.KEYDOWN and event.key in KEYS:
+            before = self.session.current.id if self.session.current else None
+            self.session.apply(KEYS[event.key])
+            if (self.session.current.id if self.session.current else None) != before:
+                self.step = 0.0  # a new pair starts from its first step
+
+    def update(self, dt: float) -> None:
+        """Advance playback by ``dt`` seconds (not while paused); look for new queries once a second
+        while none is on screen."""
+        if not self.session.paused:
+            self.step += dt * self.clip_fps
+        now = time.monotonic()
+        if self.session.current is None and now - self._last_poll > 1.0:
+            self._last_poll = now
+            self.session.poll()
+
+    # drawing: reads state only
+    def _scaled(self) -> tuple[list[pygame.Surface], list[pygame.Surface]] | None:
+        current = self.session.current
+        if current is None or self.session.frames is None:
+            return None
+        if self._shown != current.id:
+            self._surfaces = tuple(self._to_surfaces(f) for f in self.session.frames)
+            self._shown = current.id
+        return self._surfaces
+
+    def _to_surfaces(self, frames: np.ndarray) -> list[pygame.Surface]:
+        h, w = frames.shape[1:3]
+        scale = self.clip_width / w
+        size = (round(w * scale), round(h * scale))
+        return [pygame.transform.scale(pygame.surfarray.make_surface(np.ascontiguousarray(f.swapaxes(0, 1))), size)
+                for f in frames]
+
+    def size(self) -> tuple[int, int]:
+        frames = self.session.frames
+        h, w = (frames[0].shape[1:3] if frames is not None else (3, 4))
+        clip_h = round(h * self.clip_width / w)
+        return 3 * MARGIN + 2 * self.clip_width, HEADER + clip_h + FOOTER + MARGIN
+
+    def draw(self, surface: pygame.Surface) -> None:
+        s = self.session
+        font = self._font or pygame.font.Font(None, 24)
+        self._font = font
+        surface.fill(BG)
+        status = (f"{s.labeler}   labeled this session: {s.labeled}   waiting: {s.waiting()}   "
+                  f"{s.labels_per_minute():.1f} labels/min" + ("   PAUSED" if s.paused else ""))
+        surface.blit(font.render(status, True, FG), (MARGIN, 12))
+        clips = self._scaled()
+        if clips is None:
+            message = "No queries waiting. Waiting for the trainer to ask (Esc/Q quits)."
+            surface.blit(font.render(message, True, DIM), (MARGIN, HEADER))
+        else:
+            for k, (frames, name) in enumerate(zip(clips, ("left (Left/A)", "right (Right/D)"))):
+                x = MARGIN + k * (self.clip_width + MARGIN)
+                surface.blit(font.render(name, True, ACCENT), (x, HEADER - 24))
+                surface.blit(frames[int(self.step) % len(frames)], (x, HEADER))
+        legend = font.render(LEGEND, True, DIM)
+        surface.blit(legend, (MARGIN, surface.get_height() - FOOTER + 8))
+        self.frames_drawn += 1
+
+    # the loop
+    def run(self, max_frames: int | None = None) -> None:
+        """Open the window and label until the labeler quits (or ``max_frames`` frames were drawn)."""
+        pygame.display.init()
+        pygame.font.init()
+        pygame.display.set_caption(f"prefrl labeling: {self.session.store.path}")
+        screen = pygame.display.set_mode(self.size())
+        clock = pygame.time.Clock()
+        try:
+            while not self.session.done and (max_frames is None or self.frames_drawn < max_frames):
+                dt = clock.tick(self.display_fps) / 1000.0
+                for event in pygame.event.get():
+                    self.handle_event(event)
+                self.update(dt)
+                if self.session.done:
+                    break
+                if screen.get_size() != self.size():
+                    screen = pygame.display.set_mode(self.size())
+                self.draw(screen)
+                pygame.display.flip()
+        finally:
+            self.session.quit()
+            pygame.display.quit()

@@ -1,0 +1,77 @@
+"""A scripted labeler that goes through the UI's own code path: it reads the pair on screen, decides
+as the oracle would (the higher true return is better), and presses the key; the app's event
+handler does the rest. For tests, demos and checking a human-feedback setup end to end."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame  # noqa: E402
+
+from prefrl.store import PreferenceStore  # noqa: E402
+from prefrl.teachers import OracleTeacher  # noqa: E402
+
+from .app import LabelingApp  # noqa: E402
+from .session import LabelingSession  # noqa: E402
+
+__all__ = ["ScriptedLabeler"]
+
+_KEY = {1.0: pygame.K_LEFT, 0.0: pygame.K_RIGHT, 0.5: pygame.K_DOWN}
+
+
+class ScriptedLabeler(threading.Thread):
+    """Answer a store's queries from a background thread, one key press per query.
+
+    Args:
+        store_path: the store to label (it may not exist yet: the thread waits for it).
+        labeler: the name stored with each label.
+        delay: seconds between answers (a person takes a few).
+    """
+
+    def __init__(self, store_path: str | Path, labeler: str = "script", delay: float = 0.0):
+        super().__init__(daemon=True, name=f"labeler-{labeler}")
+        self.store_path = Path(store_path)
+        self.labeler = labeler
+        self.delay = delay
+        self.answered = 0
+        self.error: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def run(self) -> None:
+        try:
+            self._label()
+        except BaseException as exc:  # surfaced by the caller through .error
+            self.error = exc
+
+    def _label(self) -> None:
+        while not self.store_path.exists() and not self._stop_event.is_set():
+            time.sleep(0.05)
+        if self._stop_event.is_set():
+            return
+        store = PreferenceStore(self.store_path)
+        oracle = OracleTeacher()
+        try:
+            app = LabelingApp(LabelingSession(store, self.labeler, store.env))
+            while not self._stop_event.is_set():
+                session = app.session
+                session.poll()
+                if session.current is None:
+                    time.sleep(0.05)
+                    continue
+                left, right = store.get_clips([session.current.left_id, session.current.right_id])
+                (preference,) = oracle([(left, right)])
+                app.handle_event(pygame.event.Event(pygame.KEYDOWN, key=_KEY[preference]))
+                self.answered += 1
+                if self.delay:
+                    time.sleep(self.delay)
+            app.session.quit()
+        finally:
+            store.close()

@@ -1,0 +1,154 @@
+"""The labeling UI, headless: key events in, preferences in the store out."""
+
+import os
+
+os.environ["SDL_VIDEODRIVER"] = "dummy"
+
+import numpy as np  # noqa: E402
+import pygame  # noqa: E402
+import pytest  # noqa: E402
+
+from prefrl.clips import Clip  # noqa: E402
+from prefrl.labeling_ui.app import LabelingApp  # noqa: E402
+from prefrl.labeling_ui.frames import clip_frames  # noqa: E402
+from prefrl.labeling_ui.session import LabelingSession  # noqa: E402
+from prefrl.store import PreferenceStore  # noqa: E402
+
+
+def _atari_clip(seed, length=5):
+    rng = np.random.default_rng(seed)
+    return Clip(rng.integers(0, 255, (length, 4, 84, 84), dtype=np.uint8), np.zeros(length, np.int64),
+                np.zeros(length, np.float32))
+
+
+def _store(tmp_path, n_queries=3):
+    store = PreferenceStore(tmp_path / "store.sqlite", env="pong")
+    ids = store.add_clips([_atari_clip(i) for i in range(2 * n_queries)])
+    queries = store.add_queries([(ids[2 * k], ids[2 * k + 1]) for k in range(n_queries)], source="human")
+    return store, queries
+
+
+def _key(app, key):
+    app.handle_event(pygame.event.Event(pygame.KEYDOWN, key=key))
+
+
+@pytest.fixture(autouse=True)
+def _pygame():
+    pygame.display.init()
+    pygame.font.init()
+    yield
+    pygame.display.quit()
+
+
+@pytest.mark.parametrize("key, preference", [
+    (pygame.K_LEFT, 1.0), (pygame.K_a, 1.0), (pygame.K_RIGHT, 0.0), (pygame.K_d, 0.0),
+    (pygame.K_DOWN, 0.5), (pygame.K_s, 0.5), (pygame.K_EQUALS, 0.5),
+])
+def test_each_answer_key_records_its_preference(tmp_path, key, preference):
+    store, queries = _store(tmp_path)
+    app = LabelingApp(LabelingSession(store, "ann", "pong"))
+    assert app.session.current.id == queries[0]
+    _key(app, key)
+    c = store.comparison(queries[0])
+    assert (c.status, c.preference, c.labeler) == ("labeled", preference, "ann")
+    assert app.session.current.id == queries[1] and app.session.labeled == 1
+
+
+def test_space_records_a_skip_that_is_never_a_label(tmp_path):
+    store, queries = _store(tmp_path)
+    app = LabelingApp(LabelingSession(store, "ann", "pong"))
+    _key(app, pygame.K_SPACE)
+    assert store.comparison(queries[0]).status == "skipped" and store.num_labels() == 0
+
+
+@pytest.mark.parametrize("undo", [pygame.K_u, pygame.K_BACKSPACE])
+def test_undo_takes_the_last_answer_back_and_shows_that_pair_again(tmp_path, undo):
+    store, queries = _store(tmp_path)
+    app = LabelingApp(LabelingSession(store, "ann", "pong"))
+    _key(app, pygame.K_LEFT)
+    _key(app, pygame.K_SPACE)
+    _key(app, undo)
+    assert store.comparison(queries[1]).status == "pending" and app.session.current.id == queries[1]
+    _key(app, undo)
+    assert store.comparison(queries[0]).status == "pending" and app.session.current.id == queries[0]
+    assert store.num_labels() == 0
+    _key(app, undo)  # nothing left to undo: no change
+    assert app.session.current.id == queries[0]
+    _key(app, pygame.K_RIGHT)
+    assert store.comparison(queries[0]).preference == 0.0
+
+
+def test_posted_keys_through_the_window_loop_and_quit_loses_nothing(tmp_path):
+    store, queries = _store(tmp_path)
+    app = LabelingApp(LabelingSession(store, "ann", "pong"), clip_fps=15)
+    for key in (pygame.K_LEFT, pygame.K_d, pygame.K_q):
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key))
+    app.run(max_frames=50)
+    assert app.session.done
+    with PreferenceStore(tmp_path / "store.sqlite") as fresh:  # what another process would read
+        assert [(c.id, c.preference) for c in fresh.comparisons("labeled")] == [(queries[0], 1.0), (queries[1], 0.0)]
+        assert fresh.claim("bob").id == queries[2]  # the pair on screen at quit was released
+
+
+def test_pause_stops_playback_and_drawing_reads_state_only(tmp_path):
+    store, _ = _store(tmp_path)
+    app = LabelingApp(LabelingSession(store, "ann", "pong"), clip_fps=10, clip_width=252)
+    surface = pygame.Surface(app.size())
+    assert app.size() == (3 * 16 + 2 * 252, 64 + 252 + 40 + 16)  # 84x84 frames scaled x3
+    app.update(0.5)
+    assert app.step == pytest.approx(5.0)
+    _key(app, pygame.K_p)
+    app.update(0.5)
+    assert app.session.paused and app.step == pytest.approx(5.0)
+    before = (app.session.current.id, app.session.labeled, app.step)
+    app.draw(surface)
+    assert (app.session.current.id, app.session.labeled, app.step) == before
+
+
+def test_two_windows_on_one_store_are_never_shown_the_same_pair(tmp_path):
+    store, queries = _store(tmp_path, n_queries=2)
+    other = PreferenceStore(tmp_path / "store.sqlite")
+    ann, bob = LabelingSession(store, "ann", "pong"), LabelingSession(other, "bob", "pong")
+    assert {ann.current.id, bob.current.id} == set(queries)
+    ann.apply("left")
+    assert ann.current is None  # the only other pair is bob's
+    bob.apply("right")
+    assert store.num_labels() == 2
+    other.close()
+
+
+def test_a_finished_run_offers_new_pairs_of_its_clips(tmp_path):
+    store = PreferenceStore(tmp_path / "store.sqlite", env="pong")
+    store.add_clips([_atari_clip(i) for i in range(3)])
+    session = LabelingSession(store, "ann", "pong", new_pairs=True)
+    for _ in range(3):  # three clips: three distinct pairs
+        session.apply("equal")
+    assert session.current is None and store.num_labels() == 3
+    pairs = {frozenset((c.left_id, c.right_id)) for c in store.comparisons()}
+    assert len(pairs) == 3
+
+
+def test_classic_control_clips_are_rendered_from_their_states():
+    obs = np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.2, 0.0]], np.float32)
+    frames = clip_frames(Clip(obs, np.zeros(2, np.int64), np.ones(2, np.float32)), "cartpole")
+    assert frames.shape == (2, 400, 600, 3) and frames.dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[1])  # the cart moved
+
+
+def test_train_with_human_feedback_waits_for_and_learns_from_the_ui(tmp_path, capsys):
+    from prefrl.labeling_ui.scripted import ScriptedLabeler
+    from prefrl.train import TrainConfig, train
+
+    run = tmp_path / "run"
+    labeler = ScriptedLabeler(run / "store.sqlite", labeler="ann")
+    labeler.start()
+    summary = train(TrainConfig("cartpole", labels=12, steps=2048, run_dir=str(run), feedback="human",
+                                progress_bar=False))
+    labeler.stop()
+    assert labeler.error is None
+    assert "prefrl label" in capsys.readouterr().out  # it said how to start the UI
+    # 3 initial labels (a quarter of 12) before RL, then labels as the queries were answered during RL
+    assert summary["labels_used"] > 3 and summary["rm_val_accuracy"] is not None
+    with PreferenceStore(run / "store.sqlite") as store:
+        labeled = store.comparisons("labeled")
+        assert {c.labeler for c in labeled} == {"ann"} and {c.source for c in labeled} == {"human"}

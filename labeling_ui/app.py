@@ -27,8 +27,9 @@ KEYS = {
     pygame.K_p: "pause",
     pygame.K_ESCAPE: "quit", pygame.K_q: "quit",
 }
-LEGEND = "Left/A: left better   Right/D: right better   Down/S/=: equal   Space: can't tell   U/Backspace: undo   P: pause   Esc/Q: quit"
-MARGIN, HEADER, FOOTER = 16, 64, 40
+LEGEND = ("Left/A: left is better    Right/D: right is better    Down/S/=: equally good",
+          "Space: can't tell    U/Backspace: undo    P: pause    Esc/Q: quit")
+MARGIN, HEADER, FOOTER = 16, 64, 60
 BG, FG, DIM, ACCENT = (24, 24, 28), (235, 235, 235), (150, 150, 160), (90, 170, 255)
 
 
@@ -115,8 +116,8 @@ class LabelingApp:
                 x = MARGIN + k * (self.clip_width + MARGIN)
                 surface.blit(font.render(name, True, ACCENT), (x, HEADER - 24))
                 surface.blit(frames[int(self.step) % len(frames)], (x, HEADER))
-        legend = font.render(LEGEND, True, DIM)
-        surface.blit(legend, (MARGIN, surface.get_height() - FOOTER + 8))
+        for k, line in enumerate(LEGEND):
+            surface.blit(font.render(line, True, DIM), (MARGIN, surface.get_height() - FOOTER + 4 + 22 * k))
         self.frames_drawn += 1
 
     # the loop
@@ -124,8 +125,8 @@ class LabelingApp:
         """Open the window and label until the labeler quits (or ``max_frames`` frames were drawn)."""
         pygame.display.init()
         pygame.font.init()
-        pygame.display.set_caption(f"prefrl labeling: {self.session.store.path}")
         screen = pygame.display.set_mode(self.size())
+        pygame.display.set_caption(f"prefrl labeling: {self.session.store.path}")
         clock = pygame.time.Clock()
         try:
             while not self.session.done and (max_frames is None or self.frames_drawn < max_frames):

@@ -94,7 +94,7 @@ def test_pause_stops_playback_and_drawing_reads_state_only(tmp_path):
     store, _ = _store(tmp_path)
     app = LabelingApp(LabelingSession(store, "ann", "pong"), clip_fps=10, clip_width=252)
     surface = pygame.Surface(app.size())
-    assert app.size() == (3 * 16 + 2 * 252, 64 + 252 + 40 + 16)  # 84x84 frames scaled x3
+    assert app.size() == (3 * 16 + 2 * 252, 64 + 252 + 60 + 16)  # 84x84 frames scaled x3
     app.update(0.5)
     assert app.step == pytest.approx(5.0)
     _key(app, pygame.K_p)

@@ -5,7 +5,7 @@ the learned run's time includes everything the preference loop adds inside PPO's
 (recording clips, asking labels, refitting the ensemble, relabeling each rollout).
 
     python experiments/benchmark_overhead.py --env cartpole
-    python experiments/benchmark_overhead.py --env pong --steps 100000 --labels 541
+    python experiments/benchmark_overhead.py --env pong --steps 100000 --labels 541 --initial_labels 500
 
 The overhead on Atari is mostly refitting the reward CNN, so it depends on how many labels arrive per
 env step. The pong command asks them at the paper's rate: 500 on random-policy clips before RL (not
@@ -32,6 +32,8 @@ class Config:
     """PPO env steps (default: the preset)"""
     labels: int | None = None
     """label budget of the learned run (default: the preset)"""
+    initial_labels: int | None = None
+    """labels asked before RL (default: the preset's share)"""
     seed: int = 0
     device: str = "cpu"
     out: str = "runs/benchmark"
@@ -46,8 +48,9 @@ def main() -> None:
     out = Path(cfg.out)
     summaries = {}
     for reward in ("true", "learned"):
-        run = TrainConfig(cfg.env, reward=reward, steps=cfg.steps, labels=cfg.labels, seed=cfg.seed, device=cfg.device,
-                          run_dir=str(out / f"{cfg.env}-{reward}-s{cfg.seed}"), progress_bar=False)
+        run = TrainConfig(cfg.env, reward=reward, steps=cfg.steps, labels=cfg.labels, initial_labels=cfg.initial_labels,
+                          seed=cfg.seed, device=cfg.device, run_dir=str(out / f"{cfg.env}-{reward}-s{cfg.seed}"),
+                          progress_bar=False)
         summaries[reward] = train(run)
     ratio = summaries["learned"]["steps_per_second"] / summaries["true"]["steps_per_second"]
     result = {"env": cfg.env, "seed": cfg.seed, "device": cfg.device, "steps_per_second_ratio": round(ratio, 3),

@@ -12,6 +12,7 @@ from pathlib import Path
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
+from prefrl.errors import StoreError  # noqa: E402
 from prefrl.store import PreferenceStore  # noqa: E402
 from prefrl.teachers import OracleTeacher  # noqa: E402
 
@@ -52,11 +53,14 @@ class ScriptedLabeler(threading.Thread):
             self.error = exc
 
     def _label(self) -> None:
-        while not self.store_path.exists() and not self._stop_event.is_set():
-            time.sleep(0.05)
-        if self._stop_event.is_set():
-            return
-        store = PreferenceStore(self.store_path)
+        store = None
+        while store is None:  # wait for the trainer to create the store
+            if self._stop_event.is_set():
+                return
+            try:
+                store = PreferenceStore(self.store_path, create=False)
+            except StoreError:
+                time.sleep(0.05)
         oracle = OracleTeacher()
         try:
             app = LabelingApp(LabelingSession(store, self.labeler, store.env))

@@ -19,6 +19,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "the run directory.")
     t.add_argument("env", help="a suite name (see `prefrl envs`) or a gymnasium id")
     t.add_argument("--labels", type=int, default=None, help="label budget (default: the env's preset)")
+    t.add_argument("--initial-labels", type=int, default=None,
+                   help="labels asked on random-policy clips before RL (default: the preset's share; the paper: 500)")
     t.add_argument("--steps", type=int, default=None, help="PPO env steps (default: the env's preset)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
@@ -73,7 +75,7 @@ def _label(args) -> int:
     path = run_dir / "store.sqlite"
     if not path.exists():
         raise PrefrlError(f"{run_dir} holds no store.sqlite: give the directory of a `prefrl train` run")
-    store = PreferenceStore(path)
+    store = PreferenceStore(path, create=False)
     finished = (run_dir / "summary.json").exists()
     labeler = args.labeler or getpass.getuser() or "labeler"
     from .labeling_ui.app import LabelingApp

@@ -220,16 +220,26 @@ class PreferenceCallback(BaseCallback):
             done.append(self.loop.learned_rewards(record.obs[t:], record.actions[t:]))
         return np.concatenate(done)
 
+    def _fit(self) -> None:
+        stats = self.loop.fit()
+        self.logger.record("reward_model/val_accuracy", stats.val_accuracy)
+        self.logger.record("reward_model/val_loss", stats.val_loss)
+        self.logger.record("reward_model/train_loss", stats.train_loss)
+        self._lap("fit")
+
     def _human_round(self, due: int, final: bool) -> bool:
-        """People label at their own pace: keep at most two batches of queries waiting, and refit
-        once a batch of new labels has arrived (PPO goes on with the current ensemble meanwhile).
-        Returns whether to refit now."""
+        """People label at their own pace. Refit once a batch of new labels has arrived (PPO goes
+        on with the current ensemble meanwhile), then ask the queries due, with the refit ensemble,
+        keeping at most two batches waiting. Returns whether the ensemble was refit."""
+        new = self.loop.store.num_labels() - self.loop.fitted_labels
+        refit = new >= self.label_batch or (final and new > 0)
+        if refit:
+            self._fit()
         room = 2 * self.label_batch - self.loop.store.num_pending()
-        if due > 0 and room > 0:
+        if (due >= self.label_batch or (due > 0 and final)) and room > 0:
             self.loop.ask(min(due, room))
         self._lap("ask")
-        new = self.loop.store.num_labels() - self.loop.fitted_labels
-        return new >= self.label_batch or (final and new > 0)
+        return refit
 
     def _on_training_end(self) -> None:
         if self._executor is not None:
@@ -258,12 +268,8 @@ class PreferenceCallback(BaseCallback):
         elif due >= self.label_batch or (due > 0 and final):
             refit = self.loop.ask(due) > 0
             self._lap("ask")
-        if refit:
-            stats = self.loop.fit()
-            self.logger.record("reward_model/val_accuracy", stats.val_accuracy)
-            self.logger.record("reward_model/val_loss", stats.val_loss)
-            self.logger.record("reward_model/train_loss", stats.train_loss)
-            self._lap("fit")
+            if refit:
+                self._fit()
         learned = self._rollout_rewards(record, scored, refit)
         weight = 1.0 - self.num_timesteps / self.explore_steps if self.explore_steps else 0.0
         if weight > 0:

@@ -88,22 +88,37 @@ class PreferenceStore:
     Args:
         path: the store file; created with the current schema if it does not exist.
         env: the env name recorded in a new store; a store of another env is refused.
+        create: create the store if the file is missing or empty; with False such a file is refused
+            (a labeling window must not create a store the trainer is about to).
 
     Raises:
         StoreError: the file is not a prefrl store, was written by a newer schema, or belongs
             to another env.
     """
 
-    def __init__(self, path: str | Path, env: str | None = None):
+    def __init__(self, path: str | Path, env: str | None = None, create: bool = True):
         self.path = Path(path)
-        new = not self.path.exists() or self.path.stat().st_size == 0
+        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
+            raise StoreError(f"{self.path} is not a prefrl store yet: start `prefrl train` first or give a run directory")
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout = 30000")
-            if new:
-                self._create(env)
-            self._check(env)
-            self._db.execute("PRAGMA journal_mode = WAL")
+            deadline = time.monotonic() + 30.0
+            while True:
+                try:
+                    if create:
+                        self._create(env)
+                    self._check(env)
+                    self._db.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Two processes opening a new store at once: switching it to WAL needs the file
+                    # to itself, and SQLite answers "locked" at once rather than waiting.
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    time.sleep(0.05)
             # FULL: a label acknowledged to the user survives a power cut, not only a crash.
             self._db.execute("PRAGMA synchronous = FULL")
         except sqlite3.DatabaseError as exc:
@@ -112,7 +127,11 @@ class PreferenceStore:
             ) from None
 
     def _create(self, env: str | None) -> None:
+        """Write the schema into an empty database; one transaction, so of two processes opening a
+        new store at once exactly one creates it. A database that holds anything is left alone."""
         with self._transaction():
+            if self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                return
             for statement in _SCHEMA.strip().split(";"):
                 if statement.strip():
                     self._db.execute(statement)

@@ -53,6 +53,8 @@ class TrainConfig:
         progress_bar: show SB3's progress bar.
         algo: ``ppo`` (rl-zoo's tuned PPO) or ``a2c`` (the paper's Atari learner, with rl-zoo's settings).
         reward_dropout: dropout after each convolution of the Atari reward CNN (None: the preset's).
+        initial_labels: labels asked on random-policy clips before RL (None: the preset's share of
+            ``labels``; the paper asked 500).
         feedback: ``synthetic`` (the oracle answers at once) or ``human`` (queries wait in the store for
             ``prefrl label``; RL starts once the initial ones are answered).
     """
@@ -70,6 +72,7 @@ class TrainConfig:
     algo: str = "ppo"
     reward_dropout: float | None = None
     feedback: str = "synthetic"
+    initial_labels: int | None = None
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
@@ -86,6 +89,9 @@ class TrainConfig:
         if self.labels is not None and self.labels < 2:
             raise PrefrlError(f"--labels {self.labels} is too few: give at least 2 labels (the preset asks for "
                               f"{preset_for(self.env).labels})")
+        if self.initial_labels is not None and not 2 <= self.initial_labels <= (self.labels or preset_for(
+                self.env, resolve(self.env).atari).labels):
+            raise PrefrlError(f"--initial-labels {self.initial_labels} must be at least 2 and at most the label budget")
         if self.steps is not None and self.steps < 1:
             raise PrefrlError(f"--steps {self.steps} must be a positive number of env steps")
         if self.query not in QUERY_STRATEGIES:
@@ -210,7 +216,7 @@ def train(config: TrainConfig) -> dict:
             n_features, reward_std=preset.reward_std, use_action=preset.reward_uses_action, arch=preset.reward_arch,
             obs_shape=obs_shape,
             dropout=preset.reward_dropout if config.reward_dropout is None else config.reward_dropout)).to(device)
-        initial = max(1, min(labels, round(preset.initial_fraction * labels)))
+        initial = config.initial_labels or max(1, min(labels, round(preset.initial_fraction * labels)))
         trainer = EnsembleTrainer(model, epochs=preset.reward_epochs, min_updates=preset.reward_updates,
                                   batch_size=preset.reward_batch,
                                   stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed)

@@ -70,6 +70,10 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["train", "cartpole", "--query", "best"], "--query 'best' is not known"),
         (["train", "cartpole", "--reward", "fake"], "--reward 'fake' is not known"),
         (["train", "cartpole", "--algo", "dqn"], "--algo 'dqn' is not known"),
+        (["train", "cartpole", "--initial-labels", "1"], "--initial-labels 1 must be at least 2"),
+        (["train", "cartpole", "--labels", "10", "--initial-labels", "11"], "at most the label budget"),
+        (["train", "cartpole", "--feedback", "crowd"], "--feedback 'crowd' is not known"),
+        (["label", "no/such/run"], "holds no store.sqlite"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(args, message):

@@ -135,14 +135,19 @@ def test_classic_control_clips_are_rendered_from_their_states():
     assert not np.array_equal(frames[0], frames[1])  # the cart moved
 
 
-def test_train_with_human_feedback_waits_for_and_learns_from_the_ui(tmp_path, capsys):
+def test_train_with_human_feedback_waits_for_and_learns_from_the_ui(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    from prefrl import presets
     from prefrl.labeling_ui.scripted import ScriptedLabeler
     from prefrl.train import TrainConfig, train
 
+    # Queries in batches of 2, so that several are asked and answered while PPO runs.
+    monkeypatch.setitem(presets.PRESETS, "cartpole", dataclasses.replace(presets.PRESETS["cartpole"], label_batch=2))
     run = tmp_path / "run"
     labeler = ScriptedLabeler(run / "store.sqlite", labeler="ann")
     labeler.start()
-    summary = train(TrainConfig("cartpole", labels=12, steps=2048, run_dir=str(run), feedback="human",
+    summary = train(TrainConfig("cartpole", labels=12, steps=8192, run_dir=str(run), feedback="human",
                                 progress_bar=False))
     labeler.stop()
     assert labeler.error is None

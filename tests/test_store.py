@@ -120,3 +120,26 @@ def test_a_schema_1_store_is_migrated_with_its_labels(tmp_path):
         assert store.num_labels() == 1 and store.comparison(1).preference == 1.0
         assert store.claim("ann").id == 2
     assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+
+
+def test_two_processes_opening_a_new_store_at_once_both_succeed(tmp_path):
+    import threading
+
+    errors = []
+    for k in range(20):
+        path = tmp_path / f"s{k}.sqlite"
+        barrier = threading.Barrier(2)
+
+        def open_store():
+            barrier.wait()
+            try:
+                PreferenceStore(path, env="cartpole").close()
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_store) for _ in range(2)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    assert errors == []
+    with pytest.raises(StoreError, match="not a prefrl store yet"):
+        PreferenceStore(tmp_path / "missing.sqlite", create=False)

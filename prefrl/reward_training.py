@@ -143,18 +143,6 @@ class EnsembleTrainer:
         step = max(1, n if self.model.config.arch == "mlp" else self.batch_size)
         return [slice(i, i + step) for i in range(0, n, step)]
 
-    @torch.no_grad()
-    def _member_losses(self, batch: ComparisonBatch) -> torch.Tensor:
-        """Loss of each member on the same comparisons: (M,)."""
-        returns = torch.cat([self._returns(*batch.sides(s)) for s in self._chunks(batch.n)], dim=2)
-        return self._per_member(returns, batch.preference)
-
-    def _learned_returns(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """The learned reward (normalized ensemble mean) summed over each clip: (2, b)."""
-        b, length = left.shape[:2]
-        x = torch.cat([left, right]).reshape(-1, *self.model.in_shape)
-        return self.model(x).reshape(2, b, length).sum(-1)
-
     def train(self, train: ComparisonBatch, val: ComparisonBatch, epochs: int | None = None) -> TrainStats:
         """Run ``epochs`` (default: the trainer's) epochs on ``train``, adapting L2 on ``val``; then
         renormalize each member's output on the steps of all these clips. Returns the round's stats.
@@ -225,17 +213,3 @@ class EnsembleTrainer:
         ratio = val_loss / train_loss.clamp_min(1e-6)
         self.l2 = torch.where(ratio > 1.5, self.l2 * 1.5, torch.where(ratio < 1.1, self.l2 / 1.5, self.l2))
         self.l2 = self.l2.clamp(1e-6, 10.0)
-
-    @torch.no_grad()
-    def evaluate(self, train: ComparisonBatch, val: ComparisonBatch) -> TrainStats:
-        """Mean member losses and the learned reward's accuracy on held-out non-tie comparisons."""
-        self.model.eval()
-        train_loss = self._member_losses(train).mean().item()
-        val_loss = self._member_losses(val).mean().item() if val.n else float("nan")
-        accuracy = float("nan")
-        decided = val.preference != 0.5
-        if decided.any():
-            v = val.subset(torch.nonzero(decided).squeeze(1))
-            r = torch.cat([self._learned_returns(*v.sides(s)) for s in self._chunks(v.n)], dim=1)
-            accuracy = ((r[0] > r[1]).float() == v.preference).float().mean().item()
-        return TrainStats(train_loss, val_loss, accuracy, self.l2.tolist(), train.n, val.n)

@@ -54,6 +54,7 @@ class LabelingSession:
 
     def __post_init__(self):
         self.rng = np.random.default_rng(self.seed)
+        self._waiting, self._waiting_at = 0, -float("inf")
         self.advance()
 
     # state the app reads
@@ -66,8 +67,12 @@ class LabelingSession:
         return self.labeled / max(1e-9, (time.time() - self.started) / 60.0)
 
     def waiting(self) -> int:
-        """Queries in the store waiting for an answer (this one included)."""
-        return self.store.num_pending()
+        """Queries in the store waiting for an answer (this one included); read from the store at
+        most once a second, since the window asks every frame."""
+        now = time.monotonic()
+        if now - self._waiting_at > 1.0:
+            self._waiting, self._waiting_at = self.store.num_pending(), now
+        return self._waiting
 
     # what keys do
     def apply(self, action: str) -> None:

@@ -38,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("envs", help="list the environment suite and its presets")
 
+    ex = sub.add_parser("export", help="write a run's comparisons and clip metadata as JSONL")
+    ex.add_argument("run_dir")
+    ex.add_argument("--out", default=None, help="directory for comparisons.jsonl and clips.jsonl (default: RUN_DIR)")
+
+    ra = sub.add_parser("ratings", help="Elo and Bradley–Terry scores of a run's clips, intransitive triples, "
+                                         "labeler agreement")
+    ra.add_argument("run_dir")
+
     lab = sub.add_parser("label", help="label clip pairs by hand in a pygame window",
                          description="Open the labeling window on a run's store: two clips loop side by side; "
                                      "each answer is committed to the store at once.")
@@ -101,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "label":
             return _label(args)
+        if args.command in ("export", "ratings"):
+            from .reports import export, ratings
+
+            print(json.dumps((export if args.command == "export" else ratings)(**{
+                k: v for k, v in vars(args).items() if k != "command"}), indent=2))
+            return 0
         from .train import TrainConfig, train
 
         config = TrainConfig(**{k: v for k, v in vars(args).items() if k != "command"})

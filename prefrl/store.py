@@ -310,6 +310,19 @@ class PreferenceStore:
                                 (status,) if status else ())
         return [Comparison(*row) for row in rows]
 
+    def comparison_records(self) -> list[dict]:
+        """Every comparison with all its fields (times included), oldest first: for export."""
+        cur = self._db.execute("SELECT id, left_id, right_id, status, preference, source, labeler, created, labeled_at"
+                               " FROM comparisons ORDER BY id")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur]
+
+    def clip_records(self) -> list[dict]:
+        """Every clip's metadata (id, length, true_return, timestep, created), no arrays."""
+        cur = self._db.execute("SELECT id, length, true_return, timestep, created FROM clips ORDER BY id")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur]
+
     def num_labels(self) -> int:
         """Comparisons answered with a preference (skips do not count)."""
         return self._db.execute("SELECT COUNT(*) FROM comparisons WHERE status = 'labeled'").fetchone()[0]

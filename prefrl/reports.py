@@ -1,0 +1,72 @@
+"""What a finished run's store says, written out: comparisons as JSONL (``prefrl export``) and
+clip ratings with labeler agreement (``prefrl ratings``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PrefrlError
+from .ratings import bradley_terry_scores, elo, intransitive_triples, labeler_agreement
+from .store import PreferenceStore
+
+__all__ = ["export", "ratings"]
+
+
+def _open(run_dir: str | Path) -> PreferenceStore:
+    path = Path(run_dir) / "store.sqlite"
+    if not path.exists():
+        raise PrefrlError(f"{run_dir} holds no store.sqlite: give the directory of a `prefrl train` run")
+    return PreferenceStore(path, create=False)
+
+
+def export(run_dir: str | Path, out: str | Path | None = None) -> dict:
+    """Write ``comparisons.jsonl`` (one comparison a line: clip ids, status, preference = P(left
+    better), source, labeler, times in Unix seconds) and ``clips.jsonl`` (id, length, true return,
+    timestep) into ``out`` (default: the run directory)."""
+    out = Path(out or run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with _open(run_dir) as store:
+        comparisons, clips = store.comparison_records(), store.clip_records()
+        env = store.env
+    for name, rows in (("comparisons.jsonl", comparisons), ("clips.jsonl", clips)):
+        with (out / name).open("w") as f:
+            for row in rows:
+                f.write(json.dumps({**row, "env": env} if name == "clips.jsonl" else row) + "\n")
+    return {"comparisons": len(comparisons), "clips": len(clips), "out": str(out)}
+
+
+def ratings(run_dir: str | Path) -> dict:
+    """Score every labeled clip (Elo in label order, Bradley–Terry by maximum likelihood), list
+    intransitive triples, and measure labeler agreement (with each other on shared pairs, and with
+    the oracle, the clips' true returns). Writes ``ratings.json`` in the run directory."""
+    with _open(run_dir) as store:
+        records = [r for r in store.comparison_records() if r["status"] == "labeled"]
+        true_return = {c["id"]: c["true_return"] for c in store.clip_records()}
+    if not records:
+        raise PrefrlError(f"{run_dir} has no labeled comparisons to rate: label some first (`prefrl label`)")
+    records.sort(key=lambda r: (r["labeled_at"] or 0.0, r["id"]))
+    prefs = [(r["left_id"], r["right_id"], r["preference"]) for r in records]
+    elo_scores, bt = elo(prefs), bradley_terry_scores(prefs)
+    oracle = {(a, b): 0.5 if true_return[a] == true_return[b] else float(true_return[a] > true_return[b])
+              for a, b, _ in prefs}
+    agreement = labeler_agreement([(r["labeler"], r["left_id"], r["right_id"], r["preference"]) for r in records],
+                                  oracle)
+    ids = sorted(bt)
+    bt_values, true_values = np.array([bt[i] for i in ids]), np.array([true_return[i] for i in ids])
+    spearman = None
+    if len(ids) > 2 and bt_values.std() > 0 and true_values.std() > 0:
+        rank = lambda x: np.argsort(np.argsort(x, kind="stable"), kind="stable")  # noqa: E731
+        spearman = float(np.corrcoef(rank(bt_values), rank(true_values))[0, 1])
+    triples = intransitive_triples(prefs)
+    result = {
+        "labels": len(records), "clips_rated": len(ids), "intransitive_triples": len(triples),
+        "spearman_bt_vs_true_return": spearman, "agreement": agreement,
+        "clips": [{"id": i, "elo": round(elo_scores[i], 1), "bt": round(bt[i], 4), "true_return": true_return[i]}
+                  for i in sorted(ids, key=lambda i: -bt[i])],
+        "triples": triples[:100],
+    }
+    (Path(run_dir) / "ratings.json").write_text(json.dumps(result, indent=2))
+    return {k: v for k, v in result.items() if k not in ("clips", "triples")}

@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("envs", help="list the environment suite and its presets")
 
+    co = sub.add_parser("compare", help="compare a run's learned reward with the game score on fresh episodes")
+    co.add_argument("run_dir")
+    co.add_argument("--episodes", type=int, default=5, help="held-out episodes per policy")
+    co.add_argument("--baseline", default=None, help="a --reward true run, for the learning-curve plot")
+
     ex = sub.add_parser("export", help="write a run's comparisons and clip metadata as JSONL")
     ex.add_argument("run_dir")
     ex.add_argument("--out", default=None, help="directory for comparisons.jsonl and clips.jsonl (default: RUN_DIR)")
@@ -109,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "label":
             return _label(args)
+        if args.command == "compare":
+            from .compare import compare
+
+            result = compare(args.run_dir, episodes=args.episodes, baseline=args.baseline)
+            print(json.dumps(result, indent=2))
+            return 0
         if args.command in ("export", "ratings"):
             from .reports import export, ratings
 

@@ -1,0 +1,205 @@
+"""``prefrl compare``: how well a run's learned reward tracks the game score on fresh episodes.
+
+Rolls out held-out episodes, on new seeds, of the env the run trained on (the fixed-horizon variant
+unless the run was ``--no-fixed-horizon``, so a cartpole fall costs its −50 as the teacher saw it)
+from several policies (random, the run's saved checkpoints, its final policy), scores every step
+with the saved reward model, and compares learned with true reward per step, per clip (the run's
+clip length) and per episode (cut at ``max_steps``: an Atari episode runs 27,000 steps).
+Pair accuracy, over clip pairs whose true returns differ, is the share the learned reward orders the
+same way; unlike rank correlations it is not capped by ties (most Atari clips score 0 or ±1).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .envs import make_env, resolve
+from .errors import PrefrlError
+from .presets import preset_for
+from .reward_model import RewardEnsemble, step_features
+
+__all__ = ["Episode", "pair_accuracy", "ranks", "correlations", "compare"]
+
+MAX_PAIR_CLIPS = 3000  # pair accuracy is O(clips²): a random subset beyond this
+
+
+@dataclass
+class Episode:
+    """One held-out episode: the policy it came from, and its true and learned reward per step."""
+
+    policy: str
+    true: np.ndarray
+    learned: np.ndarray
+
+
+def ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged (for Spearman)."""
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x))
+    for value in np.unique(x):
+        tied = x == value
+        r[tied] = r[tied].mean()
+    return r
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def correlations(learned: np.ndarray, true: np.ndarray) -> tuple[float | None, float | None]:
+    """Pearson and Spearman correlation (None where either side is constant or too short)."""
+    learned, true = np.asarray(learned, float), np.asarray(true, float)
+    return _pearson(learned, true), _pearson(ranks(learned), ranks(true))
+
+
+def pair_accuracy(learned: np.ndarray, true: np.ndarray) -> tuple[float | None, int]:
+    """Over all pairs whose true values differ, the share the learned values order the same way
+    (a learned tie counts as wrong); and how many such pairs there were."""
+    learned, true = np.asarray(learned, float), np.asarray(true, float)
+    dl = np.sign(learned[:, None] - learned[None, :])
+    dt = np.sign(true[:, None] - true[None, :])
+    upper = np.triu(np.ones_like(dt, dtype=bool), 1) & (dt != 0)
+    n = int(upper.sum())
+    return (float((dl[upper] == dt[upper]).mean()) if n else None), n
+
+
+def _policies(run_dir: Path) -> dict:
+    from stable_baselines3 import A2C, PPO
+
+    algo = {"ppo": PPO, "a2c": A2C}[json.loads((run_dir / "config.json").read_text()).get("algo", "ppo")] \
+        if (run_dir / "config.json").exists() else PPO
+    policies: dict = {"random": None}
+    checkpoints = sorted((run_dir / "checkpoints").glob("policy_*_steps.zip"), key=lambda p: int(p.stem.split("_")[1]))
+    for path in checkpoints:
+        policies[f"checkpoint {path.stem.split('_')[1]}"] = algo.load(path, device="cpu")
+    if (run_dir / "policy.zip").exists():
+        policies["final"] = algo.load(run_dir / "policy.zip", device="cpu")
+    return policies
+
+
+def _rollout(env_name: str, fixed_horizon: bool, model: RewardEnsemble, policy, episodes: int, seed: int,
+             max_steps: int) -> list:
+    env = make_env(env_name, fixed_horizon=fixed_horizon)
+    env.action_space.seed(seed)
+    out = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        all_obs, actions, true = [], [], []
+        for _ in range(max_steps):
+            action = env.action_space.sample() if policy is None else policy.predict(obs, deterministic=False)[0]
+            all_obs.append(obs)
+            actions.append(action)
+            obs, r, terminated, truncated, _ = env.step(action)
+            true.append(float(r))
+            if terminated or truncated:
+                break
+        x = step_features(np.stack(all_obs), np.stack(actions), env.observation_space, env.action_space,
+                          model.config.use_action, flatten=model.config.arch == "mlp")
+        with torch.no_grad():
+            learned = torch.cat([model(torch.as_tensor(x[i:i + 1024])) for i in range(0, len(x), 1024)]).numpy()
+        out.append((np.array(true), learned))
+    env.close()
+    return out
+
+
+def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None = None, seed: int = 10_000,
+            max_steps: int = 5000) -> dict:
+    """Write ``compare.json`` and PNGs (clip scatter, episode traces, learning curves) into
+    ``RUN_DIR/compare/`` and return the figures."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "reward_model.pt").exists():
+        raise PrefrlError(f"{run_dir} holds no reward_model.pt: give the directory of a learned-reward `prefrl train` run")
+    config = json.loads((run_dir / "config.json").read_text())
+    spec = resolve(config["env"])
+    clip_length = preset_for(spec.name, spec.atari).clip_length
+    model = RewardEnsemble.load(run_dir).eval()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    episodes_out: list[Episode] = []
+    for k, (name, policy) in enumerate(_policies(run_dir).items()):
+        for true, learned in _rollout(spec.name, config.get("fixed_horizon", True), model, policy, episodes,
+                                      seed + 1000 * k, max_steps):
+            episodes_out.append(Episode(name, true, learned))
+    step_l = np.concatenate([e.learned for e in episodes_out])
+    step_t = np.concatenate([e.true for e in episodes_out])
+    clip_l, clip_t = [], []
+    for e in episodes_out:
+        for i in range(0, len(e.true) - clip_length + 1, clip_length):
+            clip_l.append(e.learned[i:i + clip_length].sum())
+            clip_t.append(e.true[i:i + clip_length].sum())
+    clip_l, clip_t = np.array(clip_l), np.array(clip_t)
+    ep_l = np.array([e.learned.sum() for e in episodes_out])
+    ep_t = np.array([e.true.sum() for e in episodes_out])
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(clip_t), MAX_PAIR_CLIPS, replace=False) if len(clip_t) > MAX_PAIR_CLIPS else slice(None)
+    accuracy, n_pairs = pair_accuracy(clip_l[pick], clip_t[pick])
+    result = {"env": spec.name, "run_dir": str(run_dir), "clip_length": clip_length, "max_steps": max_steps,
+              "policies": sorted({e.policy for e in episodes_out}, key=[e.policy for e in episodes_out].index),
+              "n_episodes": len(episodes_out), "n_steps": len(step_t), "n_clips": len(clip_t),
+              "pair_accuracy": accuracy, "n_pairs": n_pairs}
+    for level, (a, b) in {"step": (step_l, step_t), "clip": (clip_l, clip_t), "episode": (ep_l, ep_t)}.items():
+        result[f"pearson_{level}"], result[f"spearman_{level}"] = correlations(a, b)
+    out = run_dir / "compare"
+    out.mkdir(exist_ok=True)
+    result["figures"] = _plots(out, episodes_out, clip_l, clip_t, run_dir, Path(baseline) if baseline else None)
+    (out / "compare.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, run_dir: Path, baseline: Path | None) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(clip_t + np.random.default_rng(0).uniform(-0.15, 0.15, len(clip_t)) * (np.ptp(clip_t) > 0), clip_l,
+               s=6, alpha=0.4)
+    ax.set_xlabel("true clip return (jittered)")
+    ax.set_ylabel("learned clip return")
+    ax.set_title("learned vs true, held-out clips")
+    fig.tight_layout()
+    fig.savefig(out / "clip_scatter.png", dpi=100)
+    plt.close(fig)
+    written.append("clip_scatter.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for policy in dict.fromkeys(e.policy for e in episodes):
+        e = next(e for e in episodes if e.policy == policy)
+        z = lambda x: (np.cumsum(x) - np.cumsum(x).mean()) / (np.cumsum(x).std() or 1.0)  # noqa: E731
+        line, = ax.plot(z(e.true), label=f"{policy}: true")
+        ax.plot(z(e.learned), linestyle="--", color=line.get_color(), label=f"{policy}: learned")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cumulative reward (standardized)")
+    ax.legend(fontsize=7)
+    ax.set_title("one held-out episode per policy")
+    fig.tight_layout()
+    fig.savefig(out / "episode_traces.png", dpi=100)
+    plt.close(fig)
+    written.append("episode_traces.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, directory in (("learned reward", run_dir), ("true reward (baseline)", baseline)):
+        if directory is None or not (directory / "metrics.csv").exists():
+            continue
+        with (directory / "metrics.csv").open() as f:
+            rows = [r for r in csv.DictReader(f) if r["true_episode_return"]]
+        ax.plot([int(r["timesteps"]) for r in rows], [float(r["true_episode_return"]) for r in rows], label=label)
+    ax.set_xlabel("timesteps")
+    ax.set_ylabel("true episode return")
+    ax.legend()
+    ax.set_title("learning curves (the game's score)")
+    fig.tight_layout()
+    fig.savefig(out / "learning_curves.png", dpi=100)
+    plt.close(fig)
+    written.append("learning_curves.png")
+    return written

@@ -1,0 +1,37 @@
+import json
+
+import numpy as np
+import pytest
+
+from prefrl.compare import compare, correlations, pair_accuracy, ranks
+
+
+def test_pair_accuracy_counts_only_pairs_whose_true_values_differ():
+    true = np.array([0.0, 0.0, 1.0, 2.0])
+    assert pair_accuracy(np.array([7.0, 1.0, 6.0, 8.0]), true) == (0.8, 5)  # only (0, 2) is ordered wrongly
+    assert pair_accuracy(true * 3 - 1, true) == (1.0, 5)  # any increasing map is perfect
+    assert pair_accuracy(np.zeros(4), true) == (0.0, 5)  # a constant learned reward orders nothing
+    assert pair_accuracy(np.arange(3.0), np.ones(3)) == (None, 0)
+
+
+def test_ranks_average_ties_and_correlations_need_variation():
+    np.testing.assert_array_equal(ranks(np.array([3.0, 1.0, 3.0, 2.0])), [2.5, 0.0, 2.5, 1.0])
+    pearson, spearman = correlations(np.array([1.0, 2.0, 3.0, 10.0]), np.array([2.0, 4.0, 6.0, 8.0]))
+    assert spearman == pytest.approx(1.0) and 0.8 < pearson < 1.0
+    assert correlations(np.array([1.0, 2.0, 3.0]), np.ones(3)) == (None, None)
+
+
+def test_compare_a_tiny_run_writes_the_figures(tmp_path):
+    from prefrl.train import TrainConfig, train
+
+    run = tmp_path / "run"
+    train(TrainConfig("cartpole", labels=12, steps=2048, run_dir=str(run), progress_bar=False))
+    result = compare(run, episodes=1, max_steps=300)
+    saved = json.loads((run / "compare" / "compare.json").read_text())
+    for key in ("pair_accuracy", "n_pairs", "pearson_step", "spearman_step", "pearson_clip", "spearman_clip",
+                "pearson_episode", "spearman_episode", "n_clips"):
+        assert key in saved
+    assert saved["policies"][0] == "random" and saved["policies"][-1] == "final"
+    assert result["n_clips"] == result["n_episodes"] * (300 // 50)  # six 50-step clips from each 300-step episode
+    for png in result["figures"]:
+        assert (run / "compare" / png).read_bytes()[:4] == b"\x89PNG"

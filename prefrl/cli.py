@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("run_dir")
     co.add_argument("--episodes", type=int, default=5, help="held-out episodes per policy")
     co.add_argument("--baseline", default=None, help="a --reward true run, for the learning-curve plot")
+    co.add_argument("--video", type=int, default=0, metavar="STEPS",
+                    help="also write compare/episode_final.mp4: STEPS steps of the final policy, learned and true "
+                         "reward drawn over the frames")
 
     ex = sub.add_parser("export", help="write a run's comparisons and clip metadata as JSONL")
     ex.add_argument("run_dir")
@@ -118,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             from .compare import compare
 
             result = compare(args.run_dir, episodes=args.episodes, baseline=args.baseline)
+            if args.video:
+                from .compare import episode_video
+
+                result["video"] = str(episode_video(args.run_dir, steps=args.video))
             print(json.dumps(result, indent=2))
             return 0
         if args.command in ("export", "ratings"):

@@ -203,3 +203,56 @@ def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, run_dir: Path, ba
     plt.close(fig)
     written.append("learning_curves.png")
     return written
+
+
+def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: str = "final", steps: int = 1000,
+                  seed: int = 20_000) -> Path:
+    """Write an mp4 (opencv) of one held-out episode of ``policy`` (``final`` or ``random``) on the
+    env the run trained on, with the learned reward and the true score drawn over each frame: the
+    step's values and the running sums. One video frame per env step, at most ``steps``.
+    Atari frames are the raw game's (score visible, for people to check against)."""
+    import cv2
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    spec = resolve(config["env"])
+    model = RewardEnsemble.load(run_dir).eval()
+    agent = _policies(run_dir).get(policy) if policy != "random" else None
+    if policy != "random" and agent is None:
+        raise PrefrlError(f"{run_dir} has no {policy} policy: use --video-policy final or random")
+    env = make_env(spec.name, fixed_horizon=config.get("fixed_horizon", True), render_mode="rgb_array")
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    fps = 15.0 if spec.atari else float(env.metadata.get("render_fps", 30))
+    path = Path(path or run_dir / "compare" / f"episode_{policy}.mp4")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    learned_sum = true_sum = 0.0
+    try:
+        for _ in range(steps):
+            action = env.action_space.sample() if agent is None else agent.predict(obs, deterministic=False)[0]
+            x = step_features(obs[None], np.asarray(action)[None], env.observation_space, env.action_space,
+                              model.config.use_action, flatten=model.config.arch == "mlp")
+            with torch.no_grad():
+                learned = float(model(torch.as_tensor(x))[0])
+            frame = np.ascontiguousarray(env.render()[..., ::-1])  # RGB -> BGR for opencv
+            obs, true, terminated, truncated, _ = env.step(action)
+            learned_sum += learned
+            true_sum += float(true)
+            scale = max(1, 420 // frame.shape[0])
+            frame = cv2.resize(frame, (frame.shape[1] * scale, frame.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+            cv2.rectangle(frame, (0, 0), (frame.shape[1], 52), (30, 30, 30), -1)
+            for k, text in enumerate((f"learned {learned:+.3f}  sum {learned_sum:+.2f}",
+                                      f"true    {float(true):+.3f}  sum {true_sum:+.2f}")):
+                cv2.putText(frame, text, (8, 20 + 22 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                            (80, 200, 255) if k == 0 else (120, 255, 120), 1, cv2.LINE_AA)
+            if writer is None:
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
+            writer.write(frame)
+            if terminated or truncated:
+                break
+    finally:
+        if writer is not None:
+            writer.release()
+        env.close()
+    return path

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from prefrl.compare import compare, correlations, pair_accuracy, ranks
+from prefrl.compare import compare, correlations, episode_video, pair_accuracy, ranks
 
 
 def test_pair_accuracy_counts_only_pairs_whose_true_values_differ():
@@ -35,3 +35,10 @@ def test_compare_a_tiny_run_writes_the_figures(tmp_path):
     assert result["n_clips"] == result["n_episodes"] * (300 // 50)  # six 50-step clips from each 300-step episode
     for png in result["figures"]:
         assert (run / "compare" / png).read_bytes()[:4] == b"\x89PNG"
+    import cv2
+
+    video = episode_video(run, steps=40)  # the fixed-horizon cartpole runs 500 steps: all 40 are drawn
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
+    ok, frame = capture.read()
+    assert ok and frame.shape[0] >= 400 and frame[:52].mean() < frame[60:].mean()  # the dark caption band

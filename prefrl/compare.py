@@ -4,7 +4,9 @@ Rolls out held-out episodes, on new seeds, of the env the run trained on (the fi
 unless the run was ``--no-fixed-horizon``, so a cartpole fall costs its −50 as the teacher saw it)
 from several policies (random, the run's saved checkpoints, its final policy), scores every step
 with the saved reward model, and compares learned with true reward per step, per clip (the run's
-clip length) and per episode (cut at ``max_steps``: an Atari episode runs 27,000 steps).
+clip length) and per episode (cut at ``max_steps``: an Atari episode runs 27,000 steps); and, where
+the game score is a function of (s, a, s') (pendulum, acrobot, mountaincar), the EPIC distance of
+the learned reward from it (:mod:`prefrl.epic`).
 Pair accuracy, over clip pairs whose true returns differ, is the share the learned reward orders the
 same way; unlike rank correlations it is not capped by ties (most Atari clips score 0 or ±1).
 """
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from .envs import make_env, resolve
+from .epic import TRUE_REWARDS, epic_distance
 from .errors import PrefrlError
 from .presets import preset_for
 from .reward_model import RewardEnsemble, step_features
@@ -86,8 +89,15 @@ def _policies(run_dir: Path) -> dict:
     return policies
 
 
+def _learned(model: RewardEnsemble, env, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    x = step_features(obs, actions, env.observation_space, env.action_space, model.config.use_action,
+                      flatten=model.config.arch == "mlp")
+    with torch.no_grad():
+        return torch.cat([model(torch.as_tensor(x[i:i + 1024])) for i in range(0, len(x), 1024)]).numpy()
+
+
 def _rollout(env_name: str, fixed_horizon: bool, model: RewardEnsemble, policy, episodes: int, seed: int,
-             max_steps: int) -> list:
+             max_steps: int, keep: bool = False) -> list:
     env = make_env(env_name, fixed_horizon=fixed_horizon)
     env.action_space.seed(seed)
     out = []
@@ -102,11 +112,10 @@ def _rollout(env_name: str, fixed_horizon: bool, model: RewardEnsemble, policy, 
             true.append(float(r))
             if terminated or truncated:
                 break
-        x = step_features(np.stack(all_obs), np.stack(actions), env.observation_space, env.action_space,
-                          model.config.use_action, flatten=model.config.arch == "mlp")
-        with torch.no_grad():
-            learned = torch.cat([model(torch.as_tensor(x[i:i + 1024])) for i in range(0, len(x), 1024)]).numpy()
-        out.append((np.array(true), learned))
+        learned = _learned(model, env, np.stack(all_obs), np.stack(actions))
+        # (s, a, s') transitions for the EPIC distance, where the score is a function of them
+        transitions = (np.stack(all_obs), np.stack(actions), np.stack(all_obs[1:] + [obs])) if keep else None
+        out.append((np.array(true), learned, transitions))
     env.close()
     return out
 
@@ -124,10 +133,13 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
     model = RewardEnsemble.load(run_dir).eval()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     episodes_out: list[Episode] = []
+    transitions = []
+    keep = spec.name in TRUE_REWARDS
     for k, (name, policy) in enumerate(_policies(run_dir).items()):
-        for true, learned in _rollout(spec.name, config.get("fixed_horizon", True), model, policy, episodes,
-                                      seed + 1000 * k, max_steps):
+        for true, learned, steps in _rollout(spec.name, config.get("fixed_horizon", True), model, policy, episodes,
+                                             seed + 1000 * k, max_steps, keep):
             episodes_out.append(Episode(name, true, learned))
+            transitions.append(steps)
     step_l = np.concatenate([e.learned for e in episodes_out])
     step_t = np.concatenate([e.true for e in episodes_out])
     clip_l, clip_t = [], []
@@ -147,11 +159,25 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
               "pair_accuracy": accuracy, "n_pairs": n_pairs}
     for level, (a, b) in {"step": (step_l, step_t), "clip": (clip_l, clip_t), "episode": (ep_l, ep_t)}.items():
         result[f"pearson_{level}"], result[f"spearman_{level}"] = correlations(a, b)
+    result["epic_distance"] = _epic(spec.name, model, transitions) if keep else None
     out = run_dir / "compare"
     out.mkdir(exist_ok=True)
     result["figures"] = _plots(out, episodes_out, clip_l, clip_t, run_dir, Path(baseline) if baseline else None)
     (out / "compare.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _epic(env_name: str, model: RewardEnsemble, transitions: list, n: int = 2000) -> float:
+    """EPIC distance of the learned reward from the game score over (up to n of) the held-out
+    transitions, γ = 0.99."""
+    obs, actions, next_obs = (np.concatenate(parts) for parts in zip(*transitions))
+    pick = np.random.default_rng(0).choice(len(obs), min(n, len(obs)), replace=False)
+    probe = make_env(env_name, fixed_horizon=False)
+    learned = lambda s, a, s2: _learned(model, probe, s, a)  # noqa: E731
+    try:
+        return epic_distance(learned, TRUE_REWARDS[env_name], obs[pick], actions[pick], next_obs[pick])
+    finally:
+        probe.close()
 
 
 def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, run_dir: Path, baseline: Path | None) -> list[str]:

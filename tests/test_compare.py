@@ -32,6 +32,7 @@ def test_compare_a_tiny_run_writes_the_figures(tmp_path):
                 "pearson_episode", "spearman_episode", "n_clips"):
         assert key in saved
     assert saved["policies"][0] == "random" and saved["policies"][-1] == "final"
+    assert saved["epic_distance"] is None  # cartpole's score (with its fall penalty) is no function of (s, a, s')
     assert result["n_clips"] == result["n_episodes"] * (300 // 50)  # six 50-step clips from each 300-step episode
     for png in result["figures"]:
         assert (run / "compare" / png).read_bytes()[:4] == b"\x89PNG"

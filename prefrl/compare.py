@@ -164,7 +164,36 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
     out.mkdir(exist_ok=True)
     result["figures"] = _plots(out, episodes_out, clip_l, clip_t, run_dir, Path(baseline) if baseline else None)
     (out / "compare.json").write_text(json.dumps(result, indent=2))
+    (out / "report.md").write_text(_report(run_dir, config, result))
     return result
+
+
+def _report(run_dir: Path, config: dict, result: dict) -> str:
+    """One page per run: what it was, how its learned reward tracks the score, its figures."""
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    lines = [f"# {result['env']}: learned reward against the game score", "",
+             f"Run `{run_dir}`: {config.get('reward', 'learned')} reward, {summary.get('labels_used', '?')} labels, "
+             f"{summary.get('timesteps', '?')} steps, seed {config.get('seed', '?')}; final policy's true return "
+             f"{summary.get('true_return_mean', float('nan')):.1f} ± {summary.get('true_return_std', float('nan')):.1f}.",
+             "", f"Held out: {result['n_episodes']} episodes ({', '.join(result['policies'])}), {result['n_steps']} steps, "
+             f"{result['n_clips']} clips of {result['clip_length']} steps.", "",
+             "| level | Pearson | Spearman |", "|---|---|---|"]
+    for level in ("step", "clip", "episode"):
+        lines.append(f"| {level} | {fmt(result[f'pearson_{level}'])} | {fmt(result[f'spearman_{level}'])} |")
+    lines += ["", f"Pair accuracy over {result['n_pairs']} clip pairs whose true returns differ: "
+              f"**{fmt(result['pair_accuracy'])}**."]
+    if result.get("epic_distance") is not None:
+        lines.append(f"EPIC distance from the score: **{result['epic_distance']:.3f}** (0: the same reward up to "
+                     "shaping and scale).")
+    if (run_dir / "ratings.json").exists():
+        ratings = json.loads((run_dir / "ratings.json").read_text())
+        lines += ["", f"Labels (`prefrl ratings`): {ratings['labels']} over {ratings['clips_rated']} clips, "
+                  f"{ratings['intransitive_triples']} intransitive triples; agreement with the oracle: "
+                  + (", ".join(f"{k} {v['agreement']:.2f} ({v['pairs']} pairs)"
+                               for k, v in ratings["agreement"]["with_oracle"].items()) or "n/a") + "."]
+    lines += [""] + [f"![{png[:-4]}]({png})" for png in result["figures"]]
+    return "\n".join(lines) + "\n"
 
 
 def _epic(env_name: str, model: RewardEnsemble, transitions: list, n: int = 2000) -> float:

@@ -36,6 +36,8 @@ def test_compare_a_tiny_run_writes_the_figures(tmp_path):
     assert result["n_clips"] == result["n_episodes"] * (300 // 50)  # six 50-step clips from each 300-step episode
     for png in result["figures"]:
         assert (run / "compare" / png).read_bytes()[:4] == b"\x89PNG"
+    report = (run / "compare" / "report.md").read_text()
+    assert "Pair accuracy" in report and all(f"]({png})" in report for png in result["figures"])
     import cv2
 
     video = episode_video(run, steps=40)  # the fixed-horizon cartpole runs 500 steps: all 40 are drawn

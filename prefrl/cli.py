@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     t.add_argument("--query", default="disagreement", help="query selection: random or disagreement")
+    t.add_argument("--teacher", default="oracle",
+                   help="synthetic teacher: oracle, noisy, myopic, mistake, skip, equal (B-Pref's), with parameters "
+                        "as NAME:beta=..,gamma=..,mistake=..,skip=..,equal=..")
     t.add_argument("--feedback", default="synthetic",
                    help="synthetic (the oracle answers) or human (answer in `prefrl label RUN_DIR`)")
     t.add_argument("--algo", default="ppo", help="ppo (rl-zoo's tuned PPO) or a2c (the paper's Atari learner)")

@@ -22,7 +22,7 @@ from .reward_model import RewardEnsemble, step_features
 from .reward_training import ComparisonBatch, EnsembleTrainer, TrainStats, is_validation
 from .schedule import LabelSchedule
 from .store import PreferenceStore
-from .teachers import OracleTeacher
+from .teachers import OracleTeacher, SimulatedTeacher
 
 __all__ = ["PreferenceLoop", "PreferenceCallback"]
 
@@ -43,7 +43,7 @@ class PreferenceLoop:
         save_dir: where each refit ensemble is saved (``reward_model.pt`` + ``.json``), if given.
     """
 
-    def __init__(self, *, store: PreferenceStore, teacher: OracleTeacher | None, model: RewardEnsemble,
+    def __init__(self, *, store: PreferenceStore, teacher: OracleTeacher | SimulatedTeacher | None, model: RewardEnsemble,
                  trainer: EnsembleTrainer, recorder: ClipRecorder, observation_space: spaces.Space,
                  action_space: spaces.Space, query: str, seed: int, save_dir: Path | None = None):
         self.store = store

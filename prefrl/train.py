@@ -29,7 +29,7 @@ from .reward_model import RewardEnsemble, RewardModelConfig, step_features
 from .reward_training import EnsembleTrainer
 from .schedule import LabelSchedule
 from .store import PreferenceStore
-from .teachers import OracleTeacher
+from .teachers import make_teacher
 
 __all__ = ["TrainConfig", "train"]
 
@@ -53,6 +53,9 @@ class TrainConfig:
         progress_bar: show SB3's progress bar.
         algo: ``ppo`` (rl-zoo's tuned PPO) or ``a2c`` (the paper's Atari learner, with rl-zoo's settings).
         reward_dropout: dropout after each convolution of the Atari reward CNN (None: the preset's).
+        teacher: the synthetic teacher, ``NAME`` or ``NAME:key=value,...``: B-Pref's ``oracle``, ``noisy``
+            (β=1), ``myopic`` (γ=0.9), ``mistake`` (ε=0.1), ``skip`` (0.1), ``equal`` (0.1); see
+            :class:`prefrl.teachers.SimulatedTeacher`.
         initial_labels: labels asked on random-policy clips before RL (None: the preset's share of
             ``labels``; the paper asked 500).
         feedback: ``synthetic`` (the oracle answers at once) or ``human`` (queries wait in the store for
@@ -73,6 +76,7 @@ class TrainConfig:
     reward_dropout: float | None = None
     feedback: str = "synthetic"
     initial_labels: int | None = None
+    teacher: str = "oracle"
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
@@ -82,6 +86,10 @@ class TrainConfig:
             raise PrefrlError(f"--feedback {self.feedback!r} is not known: use synthetic or human")
         if self.feedback == "human" and self.reward == "true":
             raise PrefrlError("--feedback human needs --reward learned: the true-reward baseline asks no labels")
+        try:
+            make_teacher(self.teacher)
+        except ValueError as exc:
+            raise PrefrlError(f"--teacher: {exc}") from None
         if self.algo not in ("ppo", "a2c"):
             raise PrefrlError(f"--algo {self.algo!r} is not known: use ppo or a2c")
         if self.reward_dropout is not None and not 0.0 <= self.reward_dropout < 1.0:
@@ -221,7 +229,8 @@ def train(config: TrainConfig) -> dict:
                                   batch_size=preset.reward_batch,
                                   stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed)
         loop = PreferenceLoop(
-            store=store, teacher=OracleTeacher() if config.feedback == "synthetic" else None, model=model,
+            store=store, teacher=make_teacher(config.teacher, config.seed) if config.feedback == "synthetic" else None,
+            model=model,
             trainer=trainer,
             recorder=ClipRecorder(n_envs, preset.clip_length,
                                   capacity=max(100, preset.candidate_steps // preset.clip_length)),

@@ -73,6 +73,7 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["train", "cartpole", "--initial-labels", "1"], "--initial-labels 1 must be at least 2"),
         (["train", "cartpole", "--labels", "10", "--initial-labels", "11"], "at most the label budget"),
         (["train", "cartpole", "--feedback", "crowd"], "--feedback 'crowd' is not known"),
+        (["train", "cartpole", "--teacher", "noisy:beta=-1"], "--teacher: teacher beta=-1.0 is out of range"),
         (["label", "no/such/run"], "holds no store.sqlite"),
     ],
 )
@@ -108,3 +109,14 @@ def test_envs_lists_the_suite(capsys):
     out = capsys.readouterr().out
     for name in ("cartpole", "acrobot", "mountaincar", "pendulum"):
         assert name in out
+
+
+def test_train_with_a_skipping_teacher_records_its_skips(tmp_path):
+    run = tmp_path / "skip"
+    assert main(["train", "cartpole", "--teacher", "skip:skip=0.5", "--labels", "12", "--steps", "2048",
+                 "--run-dir", str(run), "--no-progress"]) == 0
+    with PreferenceStore(run / "store.sqlite") as store:
+        comparisons = store.comparisons()
+    assert {c.labeler for c in comparisons} == {"skip:skip=0.5"}
+    skipped = [c for c in comparisons if c.status == "skipped"]
+    assert skipped and json.loads((run / "summary.json").read_text())["labels_used"] == len(comparisons) - len(skipped)

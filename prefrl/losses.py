@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["bradley_terry_loss", "preference_probability"]
+__all__ = ["bradley_terry_loss", "preference_probability", "plackett_luce_loss", "pairwise_ranking_loss"]
 
 
 def preference_probability(chosen: torch.Tensor, rejected: torch.Tensor, *, noise: float = 0.0) -> torch.Tensor:
@@ -54,3 +54,32 @@ def bradley_terry_loss(
     log_p = torch.logaddexp(math.log1p(-noise) + F.logsigmoid(diff), log_random)
     log_q = torch.logaddexp(math.log1p(-noise) + F.logsigmoid(-diff), log_random)
     return -(target * log_p + (1.0 - target) * log_q).mean()
+
+
+def plackett_luce_loss(scores: torch.Tensor, ranking: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of rankings under the Plackett–Luce model, mean over the batch.
+
+    With π = ranking[b] (indices into scores[b], best first) and s = scores[b]:
+
+        −log P(π) = −Σ_{i=1}^{K−1} [ s_{π_i} − log Σ_{j≥i} exp(s_{π_j}) ]
+
+    Args:
+        scores: (B, K) scores (e.g. learned clip returns) of the K items of each ranking.
+        ranking: (B, K) long, each row a permutation of 0..K−1, best first.
+
+    For K = 2 this is the Bradley–Terry loss of the first item over the second.
+    """
+    ordered = torch.gather(scores, 1, ranking)
+    # log Σ_{j≥i} exp: a reversed cumulative logsumexp
+    tail = torch.logcumsumexp(ordered.flip(1), dim=1).flip(1)
+    return -(ordered - tail)[:, :-1].sum(1).mean()
+
+
+def pairwise_ranking_loss(scores: torch.Tensor, ranking: torch.Tensor) -> torch.Tensor:
+    """A K-wise ranking split into its C(K,2) pairs, each a Bradley–Terry loss of the better item over
+    the worse, averaged with weight 1/C(K,2) per ranking (the InstructGPT-style pairwise form);
+    mean over the batch. Shapes as :func:`plackett_luce_loss`; equal to it for K = 2."""
+    ordered = torch.gather(scores, 1, ranking)
+    k = ordered.shape[1]
+    i, j = torch.triu_indices(k, k, offset=1)
+    return F.softplus(-(ordered[:, i] - ordered[:, j])).mean()

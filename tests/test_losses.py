@@ -37,3 +37,31 @@ def test_bt_noise_bounds_the_loss_of_confident_mistakes():
 def test_bt_rejects_bad_noise():
     with pytest.raises(ValueError, match="noise"):
         bradley_terry_loss(torch.zeros(1), torch.zeros(1), noise=1.0)
+
+
+def test_plackett_luce_equals_bradley_terry_for_two_items():
+    from prefrl.losses import pairwise_ranking_loss, plackett_luce_loss
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(64, 2, generator=g, dtype=torch.float64)
+    ranking = torch.stack([torch.randperm(2, generator=g) for _ in range(64)])
+    best = scores.gather(1, ranking[:, :1]).squeeze(1)
+    worst = scores.gather(1, ranking[:, 1:]).squeeze(1)
+    bt = bradley_terry_loss(best, worst)
+    assert abs(plackett_luce_loss(scores, ranking).item() - bt.item()) < 1e-6
+    assert abs(pairwise_ranking_loss(scores, ranking).item() - bt.item()) < 1e-6
+
+
+def test_plackett_luce_hand_computed_for_three_items():
+    from prefrl.losses import pairwise_ranking_loss, plackett_luce_loss
+
+    s = torch.tensor([[1.0, 2.0, 0.0]], dtype=torch.float64)
+    ranking = torch.tensor([[1, 0, 2]])  # item 1 best, then 0, then 2
+    e = math.exp
+    expected = -(math.log(e(2) / (e(2) + e(1) + e(0))) + math.log(e(1) / (e(1) + e(0))))
+    assert abs(plackett_luce_loss(s, ranking).item() - expected) < 1e-12
+    pairs = [(2.0, 1.0), (2.0, 0.0), (1.0, 0.0)]  # (better, worse) scores
+    expected_pairwise = sum(math.log1p(e(-(a - b))) for a, b in pairs) / 3
+    assert abs(pairwise_ranking_loss(s, ranking).item() - expected_pairwise) < 1e-12
+    # a ranking that agrees with the scores costs less than its reverse
+    assert plackett_luce_loss(s, torch.tensor([[1, 0, 2]])) < plackett_luce_loss(s, torch.tensor([[2, 0, 1]]))

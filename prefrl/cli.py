@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    t.add_argument("--query", default="disagreement", help="query selection: random or disagreement")
+    t.add_argument("--query", default="disagreement",
+                   help="query selection: random, disagreement, entropy or optimistic")
     t.add_argument("--teacher", default="oracle",
                    help="synthetic teacher: oracle, noisy, myopic, mistake, skip, equal (B-Pref's), with parameters "
                         "as NAME:beta=..,gamma=..,mistake=..,skip=..,equal=..")

@@ -104,7 +104,7 @@ class PreferenceLoop:
         pool = self.recorder.clips
         strategy = strategy or self.query
         pairs = select_pairs(pool, n, strategy, self.rng,
-                             self._member_returns if strategy == "disagreement" else None)
+                             self._member_returns if strategy != "random" else None)
         if not pairs:
             return 0
         unsaved = sorted({k for pair in pairs for k in pair if pool[k].clip_id is None})

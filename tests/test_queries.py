@@ -33,3 +33,31 @@ def test_disagreement_picks_the_pairs_members_disagree_on():
     pairs = select_pairs(clips, 3, "disagreement", np.random.default_rng(1), member_returns, oversample=10)
     assert len(pairs) == 3
     assert all(0 in pair for pair in pairs)
+
+
+def test_entropy_picks_the_pairs_the_mean_prediction_is_least_sure_of():
+    clips = _clips(10)
+
+    def member_returns(cs):
+        # Members agree; clips 3 and 4 have the same return, so P(3 > 4) = 0.5: most uncertain.
+        r = torch.tensor([float(c.obs[0, 0]) * 5 for c in cs])
+        r[[k for k, c in enumerate(cs) if c.obs[0, 0] == 4]] = 15.0
+        return r.repeat(3, 1)
+
+    pairs = select_pairs(clips, 1, "entropy", np.random.default_rng(0), member_returns, oversample=45)
+    assert sorted(pairs[0]) == [3, 4]
+
+
+def test_optimistic_picks_pairs_with_the_highest_upper_bound():
+    clips = _clips(10)
+
+    def member_returns(cs):
+        # Clip 9 has the highest mean return; clip 2's members disagree wildly, so its bound is high too.
+        r = torch.tensor([float(c.obs[0, 0]) for c in cs]).repeat(3, 1)
+        for k, c in enumerate(cs):
+            if c.obs[0, 0] == 2:
+                r[:, k] = torch.tensor([-30.0, 2.0, 60.0])
+        return r
+
+    pairs = select_pairs(clips, 12, "optimistic", np.random.default_rng(0), member_returns, oversample=4)
+    assert all(2 in p or 9 in p for p in pairs)

@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--teacher", default="oracle",
                    help="synthetic teacher: oracle, noisy, myopic, mistake, skip, equal (B-Pref's), with parameters "
                         "as NAME:beta=..,gamma=..,mistake=..,skip=..,equal=..")
+    t.add_argument("--pessimism", type=float, default=0.0,
+                   help="PPO optimizes the ensemble mean less this many member stds (default 0: the mean)")
     t.add_argument("--feedback", default="synthetic",
                    help="synthetic (the oracle answers) or human (answer in `prefrl label RUN_DIR`)")
     t.add_argument("--algo", default="ppo", help="ppo (rl-zoo's tuned PPO) or a2c (the paper's Atari learner)")

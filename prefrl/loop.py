@@ -41,11 +41,13 @@ class PreferenceLoop:
         query: ``random`` or ``disagreement``.
         seed: seeds query selection.
         save_dir: where each refit ensemble is saved (``reward_model.pt`` + ``.json``), if given.
+        pessimism: PPO's reward is the ensemble mean less this many member stds (0: the mean).
     """
 
     def __init__(self, *, store: PreferenceStore, teacher: OracleTeacher | SimulatedTeacher | None, model: RewardEnsemble,
                  trainer: EnsembleTrainer, recorder: ClipRecorder, observation_space: spaces.Space,
-                 action_space: spaces.Space, query: str, seed: int, save_dir: Path | None = None):
+                 action_space: spaces.Space, query: str, seed: int, save_dir: Path | None = None,
+                 pessimism: float = 0.0):
         self.store = store
         self.teacher = teacher
         self.model = model
@@ -56,6 +58,7 @@ class PreferenceLoop:
         self.query = query
         self.rng = np.random.default_rng(seed)
         self.save_dir = save_dir
+        self.pessimism = pessimism
         self.device = model.out_mean.device
         self.asked = len(store.comparisons())
         self.fitted_labels = 0  # labels in the store at the last fit
@@ -77,7 +80,7 @@ class PreferenceLoop:
         self.model.eval()
         x = self.features(obs, actions)
         lead = x.shape[:x.dim() - len(self.model.in_shape)]
-        return self.model(x.reshape(-1, *self.model.in_shape)).reshape(lead).cpu().numpy()
+        return self.model(x.reshape(-1, *self.model.in_shape), self.pessimism).reshape(lead).cpu().numpy()
 
     @torch.no_grad()
     def _member_returns(self, clips: Sequence[Clip]) -> torch.Tensor:

@@ -209,8 +209,15 @@ class RewardEnsemble(nn.Module):
         """Each member's output normalized to mean 0, std 1: (M, N)."""
         return (self.raw(x) - self.out_mean[:, None]) / self.out_std[:, None]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.member_rewards(x).mean(0) * self.config.reward_std
+    def forward(self, x: torch.Tensor, pessimism: float = 0.0) -> torch.Tensor:
+        """The learned reward: the members' mean normalized output, less ``pessimism`` times their std
+        (a lower confidence bound: PPO is steered away from states the members disagree on),
+        scaled to ``reward_std``."""
+        members = self.member_rewards(x)
+        reward = members.mean(0)
+        if pessimism and len(members) > 1:
+            reward = reward - pessimism * members.std(0)
+        return reward * self.config.reward_std
 
     def l2(self) -> torch.Tensor:
         """Squared weight norm of each member: (M,)."""

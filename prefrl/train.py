@@ -56,6 +56,8 @@ class TrainConfig:
         teacher: the synthetic teacher, ``NAME`` or ``NAME:key=value,...``: B-Pref's ``oracle``, ``noisy``
             (β=1), ``myopic`` (γ=0.9), ``mistake`` (ε=0.1), ``skip`` (0.1), ``equal`` (0.1); see
             :class:`prefrl.teachers.SimulatedTeacher`.
+        pessimism: PPO optimizes the ensemble mean less this many member stds (a lower confidence
+            bound on the learned reward; 0: the mean).
         initial_labels: labels asked on random-policy clips before RL (None: the preset's share of
             ``labels``; the paper asked 500).
         feedback: ``synthetic`` (the oracle answers at once) or ``human`` (queries wait in the store for
@@ -77,6 +79,7 @@ class TrainConfig:
     feedback: str = "synthetic"
     initial_labels: int | None = None
     teacher: str = "oracle"
+    pessimism: float = 0.0
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
@@ -90,6 +93,8 @@ class TrainConfig:
             make_teacher(self.teacher)
         except ValueError as exc:
             raise PrefrlError(f"--teacher: {exc}") from None
+        if self.pessimism < 0:
+            raise PrefrlError(f"--pessimism {self.pessimism} must be ≥ 0 (0: the ensemble mean)")
         if self.algo not in ("ppo", "a2c"):
             raise PrefrlError(f"--algo {self.algo!r} is not known: use ppo or a2c")
         if self.reward_dropout is not None and not 0.0 <= self.reward_dropout < 1.0:
@@ -235,7 +240,7 @@ def train(config: TrainConfig) -> dict:
             recorder=ClipRecorder(n_envs, preset.clip_length,
                                   capacity=max(100, preset.candidate_steps // preset.clip_length)),
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
-            save_dir=run_dir,
+            save_dir=run_dir, pessimism=config.pessimism,
         )
         pretrain_start = time.time()
         _pretrain(loop, make_venv(config.seed + 1), initial,

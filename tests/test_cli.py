@@ -74,6 +74,7 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["train", "cartpole", "--labels", "10", "--initial-labels", "11"], "at most the label budget"),
         (["train", "cartpole", "--feedback", "crowd"], "--feedback 'crowd' is not known"),
         (["train", "cartpole", "--teacher", "noisy:beta=-1"], "--teacher: teacher beta=-1.0 is out of range"),
+        (["train", "cartpole", "--pessimism", "-1"], "--pessimism -1.0 must be ≥ 0"),
         (["label", "no/such/run"], "holds no store.sqlite"),
     ],
 )

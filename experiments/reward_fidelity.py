@@ -23,29 +23,12 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from prefrl.clips import ClipRecorder
+from prefrl.compare import pair_accuracy, ranks
 from prefrl.envs import make_env, resolve
 from prefrl.learned_reward import LearnedRewardVecEnv
 from prefrl.presets import preset_for
 from prefrl.reward_model import RewardEnsemble, step_features
 from prefrl.train import TrainConfig, train
-
-
-def ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks with ties averaged (for Spearman)."""
-    order = np.argsort(x, kind="stable")
-    r = np.empty(len(x))
-    r[order] = np.arange(len(x))
-    for value in np.unique(x):
-        tied = x == value
-        r[tied] = r[tied].mean()
-    return r
-
-
-def pair_accuracy(learned: np.ndarray, true: np.ndarray) -> tuple[float, int]:
-    dl = np.sign(learned[:, None] - learned[None, :])
-    dt = np.sign(true[:, None] - true[None, :])
-    upper = np.triu(np.ones_like(dt, dtype=bool), 1) & (dt != 0)
-    return float((dl[upper] == dt[upper]).mean()), int(upper.sum())
 
 
 def held_out_clips(env: str, policy, n_clips: int, clip_length: int, seed: int):

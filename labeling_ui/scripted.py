@@ -70,8 +70,7 @@ class ScriptedLabeler(threading.Thread):
                 if session.current is None:
                     time.sleep(0.05)
                     continue
-                left, right = store.get_clips([session.current.left_id, session.current.right_id])
-                (preference,) = oracle([(left, right)])
+                (preference,) = oracle([session.clips])
                 app.handle_event(pygame.event.Event(pygame.KEYDOWN, key=_KEY[preference]))
                 self.answered += 1
                 if self.delay:

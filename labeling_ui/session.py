@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prefrl.clips import Clip
 from prefrl.store import Comparison, PreferenceStore
 
 from .frames import clip_frames
@@ -46,6 +47,7 @@ class LabelingSession:
     new_pairs: bool = False
     seed: int = 0
     current: Comparison | None = None
+    clips: tuple[Clip, Clip] | None = None  # the pair on screen, as stored
     frames: tuple[np.ndarray, np.ndarray] | None = None
     paused: bool = False
     done: bool = False
@@ -118,23 +120,24 @@ class LabelingSession:
     def quit(self) -> None:
         if self.current is not None:
             self.store.release(self.current.id, self.labeler)
-        self.current, self.frames, self.done = None, None, True
+        self.current = self.clips = self.frames = None
+        self.done = True
 
     def _show(self, comparison: Comparison | None) -> None:
         self.current = comparison
         if comparison is None:
-            self.frames = None
+            self.clips = self.frames = None
             return
         left, right = self.store.get_clips([comparison.left_id, comparison.right_id], frames=True)
+        self.clips = (left, right)
         self.frames = (clip_frames(left, self.env), clip_frames(right, self.env))
 
     def _new_pair(self) -> tuple[int, int] | None:
-        n = self.store.num_clips()
-        if n < 2:
+        ids = self.store.clip_ids()
+        if len(ids) < 2:
             return None
         compared = {(c.left_id, c.right_id) for c in self.store.comparisons()}
         compared |= {(b, a) for a, b in compared}
-        ids = self.store.clip_ids()
         for _ in range(100):
             a, b = (int(x) for x in self.rng.choice(ids, 2, replace=False))
             if (a, b) not in compared:

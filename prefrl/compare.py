@@ -131,7 +131,6 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
     spec = resolve(config["env"])
     clip_length = preset_for(spec.name, spec.atari).clip_length
     model = RewardEnsemble.load(run_dir).eval()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     episodes_out: list[Episode] = []
     transitions = []
     keep = spec.name in TRUE_REWARDS
@@ -286,10 +285,7 @@ def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: s
     try:
         for _ in range(steps):
             action = env.action_space.sample() if agent is None else agent.predict(obs, deterministic=False)[0]
-            x = step_features(obs[None], np.asarray(action)[None], env.observation_space, env.action_space,
-                              model.config.use_action, flatten=model.config.arch == "mlp")
-            with torch.no_grad():
-                learned = float(model(torch.as_tensor(x))[0])
+            learned = float(_learned(model, env, obs[None], np.asarray(action)[None])[0])
             frame = np.ascontiguousarray(env.render()[..., ::-1])  # RGB -> BGR for opencv
             obs, true, terminated, truncated, _ = env.step(action)
             learned_sum += learned

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .compare import correlations
 from .errors import PrefrlError
 from .ratings import bradley_terry_scores, elo, intransitive_triples, labeler_agreement
 from .store import PreferenceStore
@@ -56,10 +57,7 @@ def ratings(run_dir: str | Path) -> dict:
                                   oracle)
     ids = sorted(bt)
     bt_values, true_values = np.array([bt[i] for i in ids]), np.array([true_return[i] for i in ids])
-    spearman = None
-    if len(ids) > 2 and bt_values.std() > 0 and true_values.std() > 0:
-        rank = lambda x: np.argsort(np.argsort(x, kind="stable"), kind="stable")  # noqa: E731
-        spearman = float(np.corrcoef(rank(bt_values), rank(true_values))[0, 1])
+    _, spearman = correlations(bt_values, true_values)  # ranks with ties averaged: true returns tie often
     triples = intransitive_triples(prefs)
     result = {
         "labels": len(records), "clips_rated": len(ids), "intransitive_triples": len(triples),

@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--teacher", default="oracle",
                    help="synthetic teacher: oracle, noisy, myopic, mistake, skip, equal (B-Pref's), with parameters "
                         "as NAME:beta=..,gamma=..,mistake=..,skip=..,equal=..")
+    t.add_argument("--rank-size", type=int, default=2,
+                   help="clips per query: 2 asks pairs; K > 2 has the synthetic teacher rank K clips, trained with "
+                        "the Plackett-Luce loss (a ranking counts as one label)")
     t.add_argument("--pessimism", type=float, default=0.0,
                    help="PPO optimizes the ensemble mean less this many member stds (default 0: the mean)")
     t.add_argument("--feedback", default="synthetic",

@@ -17,9 +17,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from .clips import Clip, ClipRecorder
 from .exploration import knn_novelty
 from .learned_reward import LearnedRewardVecEnv, StepRecord, relabel_rollout
-from .queries import select_pairs
+from .queries import select_groups
 from .reward_model import RewardEnsemble, step_features
-from .reward_training import ComparisonBatch, EnsembleTrainer, TrainStats, is_validation
+from .reward_training import ComparisonBatch, EnsembleTrainer, RankingBatch, TrainStats, is_validation
 from .schedule import LabelSchedule
 from .store import PreferenceStore
 from .teachers import OracleTeacher, SimulatedTeacher
@@ -42,12 +42,14 @@ class PreferenceLoop:
         seed: seeds query selection.
         save_dir: where each refit ensemble is saved (``reward_model.pt`` + ``.json``), if given.
         pessimism: PPO's reward is the ensemble mean less this many member stds (0: the mean).
+        rank_size: clips per query: 2 asks pairs (Bradley–Terry); K > 2 asks the teacher to rank K
+            clips and trains on the rankings with the Plackett–Luce loss (synthetic teachers only).
     """
 
     def __init__(self, *, store: PreferenceStore, teacher: OracleTeacher | SimulatedTeacher | None, model: RewardEnsemble,
                  trainer: EnsembleTrainer, recorder: ClipRecorder, observation_space: spaces.Space,
                  action_space: spaces.Space, query: str, seed: int, save_dir: Path | None = None,
-                 pessimism: float = 0.0):
+                 pessimism: float = 0.0, rank_size: int = 2):
         self.store = store
         self.teacher = teacher
         self.model = model
@@ -60,7 +62,8 @@ class PreferenceLoop:
         self.save_dir = save_dir
         self.pessimism = pessimism
         self.device = model.out_mean.device
-        self.asked = len(store.comparisons())
+        self.rank_size = rank_size
+        self.asked = len(store.comparisons()) + len(store.rankings())
         self.fitted_labels = 0  # labels in the store at the last fit
         self.last_stats: TrainStats | None = None
         self._rows: dict[int, int] = {}  # clip id -> row of self._clips
@@ -101,25 +104,31 @@ class PreferenceLoop:
                                 record.frames)
 
     def ask(self, n: int, strategy: str | None = None) -> int:
-        """Query ``n`` pairs from the candidate clips and have the teacher label them (with no teacher
-        they wait in the store for people); returns how many were asked (fewer if there are too few
-        distinct clips)."""
+        """Query ``n`` pairs (or groups of ``rank_size`` clips) from the candidate clips and have the
+        teacher label them (with no teacher they wait in the store for people); returns how many were
+        asked (fewer if there are too few distinct clips)."""
         pool = self.recorder.clips
         strategy = strategy or self.query
-        pairs = select_pairs(pool, n, strategy, self.rng,
-                             self._member_returns if strategy != "random" else None)
-        if not pairs:
+        groups = select_groups(pool, n, self.rank_size, strategy, self.rng,
+                               self._member_returns if strategy != "random" else None)
+        if not groups:
             return 0
-        unsaved = sorted({k for pair in pairs for k in pair if pool[k].clip_id is None})
+        unsaved = sorted({k for group in groups for k in group if pool[k].clip_id is None})
         for k, clip_id in zip(unsaved, self.store.add_clips([pool[k] for k in unsaved])):
             pool[k] = dataclasses.replace(pool[k], clip_id=clip_id)
-        comparison_ids = self.store.add_queries([(pool[i].clip_id, pool[j].clip_id) for i, j in pairs],
-                                                source=self.teacher.name if self.teacher else "human")
-        if self.teacher is not None:
-            preferences = self.teacher([(pool[i], pool[j]) for i, j in pairs])
-            self.store.record_labels(list(zip(comparison_ids, preferences)), labeler=self.teacher.name)
-        self.asked += len(pairs)
-        return len(pairs)
+        source = self.teacher.name if self.teacher else "human"
+        if self.rank_size > 2:
+            ids = self.store.add_ranking_queries([tuple(pool[k].clip_id for k in g) for g in groups], source=source)
+            if self.teacher is not None:
+                orders = self.teacher.rank([[pool[k] for k in g] for g in groups])
+                self.store.record_rankings(list(zip(ids, orders)), labeler=self.teacher.name)
+        else:
+            ids = self.store.add_queries([(pool[i].clip_id, pool[j].clip_id) for i, j in groups], source=source)
+            if self.teacher is not None:
+                preferences = self.teacher([(pool[i], pool[j]) for i, j in groups])
+                self.store.record_labels(list(zip(ids, preferences)), labeler=self.teacher.name)
+        self.asked += len(groups)
+        return len(groups)
 
     def _clip_rows(self, clip_ids: list[int]) -> torch.Tensor:
         """Rows of ``self._clips`` holding these clips, loading those not yet held from the store.
@@ -142,17 +151,23 @@ class PreferenceLoop:
             self._rows.update({clip_id: held + k for k, clip_id in enumerate(missing)})
         return torch.as_tensor([self._rows[i] for i in clip_ids], dtype=torch.long, device=self.device)
 
-    def labeled(self) -> tuple[ComparisonBatch, ComparisonBatch]:
-        """All labeled comparisons in the store, split into training and validation; their clips
-        are held once and indexed (:class:`ComparisonBatch` with ``clips``)."""
-        comparisons = self.store.comparisons("labeled")
-        ids = np.array([c.id for c in comparisons])
-        left = self._clip_rows([c.left_id for c in comparisons])
-        right = self._clip_rows([c.right_id for c in comparisons])
-        pref = torch.as_tensor([c.preference for c in comparisons], dtype=torch.float32, device=self.device)
-        val = torch.as_tensor(np.flatnonzero(is_validation(ids)), device=self.device)
-        train = torch.as_tensor(np.flatnonzero(~is_validation(ids)), device=self.device)
-        batch = ComparisonBatch(left, right, pref, self._clips[:len(self._rows)])
+    def labeled(self) -> tuple[ComparisonBatch | RankingBatch, ComparisonBatch | RankingBatch]:
+        """All labeled comparisons (or, with ``rank_size`` > 2, rankings) in the store, split into
+        training and validation; their clips are held once and indexed."""
+        if self.rank_size > 2:
+            rankings = self.store.rankings("labeled")
+            ids = np.array([r.id for r in rankings])
+            rows = self._clip_rows([i for r in rankings for i in r.ordered])
+            batch = RankingBatch(rows.reshape(len(rankings), self.rank_size), self._clips[:len(self._rows)])
+        else:
+            comparisons = self.store.comparisons("labeled")
+            ids = np.array([c.id for c in comparisons])
+            left = self._clip_rows([c.left_id for c in comparisons])
+            right = self._clip_rows([c.right_id for c in comparisons])
+            pref = torch.as_tensor([c.preference for c in comparisons], dtype=torch.float32, device=self.device)
+            batch = ComparisonBatch(left, right, pref, self._clips[:len(self._rows)])
+        val = torch.as_tensor(np.flatnonzero(is_validation(ids)), device=self.device, dtype=torch.long)
+        train = torch.as_tensor(np.flatnonzero(~is_validation(ids)), device=self.device, dtype=torch.long)
         return batch.subset(train), batch.subset(val)
 
     def fit(self, epochs: int | None = None) -> TrainStats:

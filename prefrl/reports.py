@@ -26,25 +26,36 @@ def _open(run_dir: str | Path) -> PreferenceStore:
 def export(run_dir: str | Path, out: str | Path | None = None) -> dict:
     """Write ``comparisons.jsonl`` (one comparison a line: clip ids, status, preference = P(left
     better), source, labeler, times in Unix seconds) and ``clips.jsonl`` (id, length, true return,
-    timestep) into ``out`` (default: the run directory)."""
+    timestep) into ``out`` (default: the run directory); a run with K-wise feedback also gets
+    ``rankings.jsonl`` (clip ids as shown, ranking = positions best first)."""
     out = Path(out or run_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _open(run_dir) as store:
-        comparisons, clips = store.comparison_records(), store.clip_records()
+        comparisons, clips, rankings = store.comparison_records(), store.clip_records(), store.ranking_records()
         env = store.env
-    for name, rows in (("comparisons.jsonl", comparisons), ("clips.jsonl", clips)):
+    files = [("comparisons.jsonl", comparisons), ("clips.jsonl", clips)] + (
+        [("rankings.jsonl", rankings)] if rankings else [])
+    for name, rows in files:
         with (out / name).open("w") as f:
             for row in rows:
                 f.write(json.dumps({**row, "env": env} if name == "clips.jsonl" else row) + "\n")
-    return {"comparisons": len(comparisons), "clips": len(clips), "out": str(out)}
+    return {"comparisons": len(comparisons), "clips": len(clips), "rankings": len(rankings), "out": str(out)}
 
 
 def ratings(run_dir: str | Path) -> dict:
     """Score every labeled clip (Elo in label order, Bradley–Terry by maximum likelihood), list
     intransitive triples, and measure labeler agreement (with each other on shared pairs, and with
-    the oracle, the clips' true returns). Writes ``ratings.json`` in the run directory."""
+    the oracle, the clips' true returns). A K-wise ranking counts as its C(K,2) pairs, better over
+    worse. Writes ``ratings.json`` in the run directory."""
     with _open(run_dir) as store:
         records = [r for r in store.comparison_records() if r["status"] == "labeled"]
+        n_pairs, n_rankings = len(records), 0
+        for r in store.ranking_records():
+            if r["status"] == "labeled":
+                n_rankings += 1
+                ordered = [r["clip_ids"][i] for i in r["ranking"]]
+                records += [{**r, "left_id": a, "right_id": b, "preference": 1.0}
+                            for x, a in enumerate(ordered) for b in ordered[x + 1:]]
         true_return = {c["id"]: c["true_return"] for c in store.clip_records()}
     if not records:
         raise PrefrlError(f"{run_dir} has no labeled comparisons to rate: label some first (`prefrl label`)")
@@ -60,7 +71,8 @@ def ratings(run_dir: str | Path) -> dict:
     _, spearman = correlations(bt_values, true_values)  # ranks with ties averaged: true returns tie often
     triples = intransitive_triples(prefs)
     result = {
-        "labels": len(records), "clips_rated": len(ids), "intransitive_triples": len(triples),
+        "labels": len(records), "of_them_pairs_from_rankings": len(records) - n_pairs, "rankings": n_rankings,
+        "clips_rated": len(ids), "intransitive_triples": len(triples),
         "spearman_bt_vs_true_return": spearman, "agreement": agreement,
         "clips": [{"id": i, "elo": round(elo_scores[i], 1), "bt": round(bt[i], 4), "true_return": true_return[i]}
                   for i in sorted(ids, key=lambda i: -bt[i])],

@@ -9,10 +9,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .losses import bradley_terry_loss
+from .losses import bradley_terry_loss, plackett_luce_loss
 from .reward_model import RewardEnsemble
 
-__all__ = ["ComparisonBatch", "TrainStats", "EnsembleTrainer", "is_validation"]
+__all__ = ["ComparisonBatch", "RankingBatch", "TrainStats", "EnsembleTrainer", "is_validation"]
 
 VALIDATION_FRACTION = 1.0 / math.e  # Christiano et al. 2017, App. A: 1/e of the labels held out
 
@@ -57,18 +57,76 @@ class ComparisonBatch(NamedTuple):
             return self.left[idx], self.right[idx]
         return self.clips[self.left[idx]], self.clips[self.right[idx]]
 
+    def group(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        """The step features of comparisons ``idx`` as groups of K = 2 clips: (*idx, 2, L, *in_shape)."""
+        if self.clips is None:
+            left, right = self.sides(idx)
+            return torch.stack([left, right], dim=left.dim() - self.left.dim() + 1)
+        rows = torch.stack([self.left[idx], self.right[idx]], dim=-1)
+        return self.clips[rows]
 
-def _steps(batches: list[ComparisonBatch], sample: int, rng: np.random.Generator | None) -> torch.Tensor:
-    """The steps of the left, then right, clips of each batch in turn, flattened to (N, *in_shape);
-    ``sample`` > 0 draws at most that many of them at random (with ``rng``) without gathering the rest."""
+    def loss(self, returns: torch.Tensor, idx: torch.Tensor | slice, noise: float) -> torch.Tensor:
+        """Bradley–Terry loss of one member's clip returns (b, 2) of comparisons ``idx``."""
+        return bradley_terry_loss(returns[:, 0], returns[:, 1], noise=noise, target=self.preference[idx])
+
+    def agreement(self, returns: torch.Tensor) -> tuple[int, int]:
+        """How many of the decided (non-tie) comparisons the returns (B, 2) order as labeled, of how many."""
+        decided = self.preference != 0.5
+        right = ((returns[decided, 0] > returns[decided, 1]).float() == self.preference[decided]).sum()
+        return int(right), int(decided.sum())
+
+    def rows(self) -> torch.Tensor:
+        """Every clip of the batch: row indices into ``clips``, or, without ``clips``, the clips' step features."""
+        return torch.cat([self.left, self.right])
+
+
+class RankingBatch(NamedTuple):
+    """Labeled K-wise rankings: ``items`` (B, K) row indices into ``clips`` (U, L, *in_shape), each
+    row's clips best first. Trained with the Plackett–Luce loss."""
+
+    items: torch.Tensor
+    clips: torch.Tensor
+
+    @property
+    def n(self) -> int:
+        """Number of rankings."""
+        return len(self.items)
+
+    def subset(self, idx: torch.Tensor | np.ndarray) -> RankingBatch:
+        return RankingBatch(self.items[torch.as_tensor(idx, device=self.items.device)], self.clips)
+
+    def group(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        """Step features of rankings ``idx``, best first: (*idx, K, L, *in_shape)."""
+        return self.clips[self.items[idx]]
+
+    def loss(self, returns: torch.Tensor, idx: torch.Tensor | slice, noise: float) -> torch.Tensor:
+        """Plackett–Luce loss of one member's clip returns (b, K), best first."""
+        return plackett_luce_loss(returns, noise=noise)
+
+    def agreement(self, returns: torch.Tensor) -> tuple[int, int]:
+        """How many of the rankings' C(K,2) pairs the returns (B, K) order as ranked, of how many."""
+        k = returns.shape[1]
+        a, b = torch.triu_indices(k, k, offset=1)
+        return int((returns[:, a] > returns[:, b]).sum()), returns.shape[0] * len(a)
+
+    def rows(self) -> torch.Tensor:
+        return self.items.reshape(-1)
+
+
+Batch = ComparisonBatch | RankingBatch
+
+
+def _steps(batches: list[Batch], sample: int, rng: np.random.Generator | None) -> torch.Tensor:
+    """The steps of every clip of the batches, flattened to (N, *in_shape); ``sample`` > 0 draws at
+    most that many of them at random (with ``rng``) without gathering the rest."""
     if batches[0].clips is None:
-        steps = torch.cat([side for b in batches for side in (b.left, b.right)])
+        steps = torch.cat([b.rows() for b in batches])
         steps = steps.reshape(-1, *steps.shape[2:])
         if sample and len(steps) > sample:
             steps = steps[torch.as_tensor(rng.choice(len(steps), sample, replace=False), device=steps.device)]
         return steps
     clips = batches[0].clips
-    rows = torch.cat([side for b in batches for side in (b.left, b.right)])
+    rows = torch.cat([b.rows() for b in batches])
     length = clips.shape[1]
     if sample and len(rows) * length > sample:
         flat = torch.as_tensor(rng.choice(len(rows) * length, sample, replace=False), device=rows.device)
@@ -89,7 +147,8 @@ class TrainStats:
 
 
 class EnsembleTrainer:
-    """Fits a :class:`RewardEnsemble` to comparisons with the Bradley–Terry loss.
+    """Fits a :class:`RewardEnsemble` to comparisons with the Bradley–Terry loss, or to K-wise
+    rankings with the Plackett–Luce loss (:class:`RankingBatch`).
 
     Each member trains on its own bootstrap resample of the training labels. The labels held out
     for validation (1/e) set each member's L2 strength: after every epoch it grows when validation
@@ -121,21 +180,20 @@ class EnsembleTrainer:
         self.rng = np.random.default_rng(seed)
         self._feature_stats_set = False
 
-    def _per_member(self, returns: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Bradley–Terry loss of each member: returns (M, 2, b) of the left and right clips, target
-        (M, b) or (b,). Gives (M,)."""
-        target = target.expand(returns.shape[0], -1)
-        return torch.stack([bradley_terry_loss(r[0], r[1], noise=self.noise, target=t)
-                            for r, t in zip(returns, target)])
+    def _per_member(self, returns: torch.Tensor, batch: Batch, idx: torch.Tensor | slice) -> torch.Tensor:
+        """Each member's loss (M,) on items ``idx`` (M, b) or (b,)/slice (shared) of ``batch``, from
+        its clip returns (M, b, K)."""
+        if not isinstance(idx, torch.Tensor) or idx.dim() == 1:
+            return torch.stack([batch.loss(r, idx, self.noise) for r in returns])
+        return torch.stack([batch.loss(r, i, self.noise) for r, i in zip(returns, idx)])
 
-    def _returns(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """Each member's summed raw reward of the clips: (b, L, *in_shape) shared or
-        (M, b, L, *in_shape) per member in, (M, 2, b) out."""
+    def _returns(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's summed raw reward of groups of clips: (b, K, L, *in_shape) shared or
+        (M, b, K, L, *in_shape) per member in, (M, b, K) out."""
         n_in = len(self.model.in_shape)
-        b, length = left.shape[-2 - n_in:-n_in]
-        x = torch.cat([left, right], dim=-2 - n_in)
-        x = x.reshape(*left.shape[:-2 - n_in], 2 * b * length, *self.model.in_shape)
-        return self.model.raw(x).reshape(self.model.config.n_members, 2, b, length).sum(-1)
+        b, k, length = x.shape[-3 - n_in:-n_in]
+        x = x.reshape(*x.shape[:-3 - n_in], b * k * length, *self.model.in_shape)
+        return self.model.raw(x).reshape(self.model.config.n_members, b, k, length).sum(-1)
 
     def _chunks(self, n: int) -> list[slice]:
         """Slices that evaluate n comparisons without holding all their frames in the CNN at once
@@ -143,7 +201,7 @@ class EnsembleTrainer:
         step = max(1, n if self.model.config.arch == "mlp" else self.batch_size)
         return [slice(i, i + step) for i in range(0, n, step)]
 
-    def train(self, train: ComparisonBatch, val: ComparisonBatch, epochs: int | None = None) -> TrainStats:
+    def train(self, train: Batch, val: Batch, epochs: int | None = None) -> TrainStats:
         """Run ``epochs`` (default: the trainer's) epochs on ``train``, adapting L2 on ``val``; then
         renormalize each member's output on the steps of all these clips. Returns the round's stats.
 
@@ -158,7 +216,8 @@ class EnsembleTrainer:
             self.model.set_feature_stats(_steps([train, val], 0, None))
             self._feature_stats_set = True
         # One bootstrap resample per member, each of the full size.
-        boot = torch.as_tensor(self.rng.integers(0, n, size=(n_members, n)), device=train.preference.device)
+        device = train.clips.device if train.clips is not None else train.left.device
+        boot = torch.as_tensor(self.rng.integers(0, n, size=(n_members, n)), device=device)
         self.model.train()
         batches = math.ceil(n / self.batch_size)
         for _ in range(max(epochs or self.epochs, math.ceil(self.min_updates / batches))):
@@ -169,18 +228,18 @@ class EnsembleTrainer:
                 epoch_loss += self.step(train, idx) * idx.shape[1]
             val_returns = self._member_returns(val) if val.n else None
             if val_returns is not None:
-                self._adapt_l2(epoch_loss / n, self._per_member(val_returns, val.preference))
+                self._adapt_l2(epoch_loss / n, self._per_member(val_returns, val, slice(None)))
         self.model.set_output_stats(_steps([train, val], self.stats_sample, self.rng))
         # The train loss reported is the last epoch's running mean over the members' resamples: a
         # second pass over every training clip would cost the CNN as much as the epoch itself.
-        val_loss = self._per_member(val_returns, val.preference).mean().item() if val.n else float("nan")
+        val_loss = self._per_member(val_returns, val, slice(None)).mean().item() if val.n else float("nan")
         return TrainStats((epoch_loss / n).mean().item(), val_loss, self._accuracy(val, val_returns),
                           self.l2.tolist(), train.n, val.n)
 
-    def step(self, batch: ComparisonBatch, idx: torch.Tensor) -> torch.Tensor:
-        """One gradient step of every member on its own comparisons ``idx`` (M, b) of ``batch``
-        (Bradley–Terry loss plus the member's L2 term); returns each member's fit loss (M,)."""
-        fit = self._per_member(self._returns(*batch.sides(idx)), batch.preference[idx])
+    def step(self, batch: Batch, idx: torch.Tensor) -> torch.Tensor:
+        """One gradient step of every member on its own items ``idx`` (M, b) of ``batch`` (its
+        Bradley–Terry or Plackett–Luce loss plus the member's L2 term); returns each member's fit loss (M,)."""
+        fit = self._per_member(self._returns(batch.group(idx)), batch, idx)
         loss = fit.sum() + (self.l2 * self.model.l2()).sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -188,23 +247,23 @@ class EnsembleTrainer:
         return fit.detach()
 
     @torch.no_grad()
-    def _member_returns(self, batch: ComparisonBatch) -> torch.Tensor:
-        """Each member's raw clip returns of the comparisons, in eval mode: (M, 2, B)."""
+    def _member_returns(self, batch: Batch) -> torch.Tensor:
+        """Each member's raw clip returns of the batch's groups, in eval mode: (M, B, K)."""
         self.model.eval()
-        returns = torch.cat([self._returns(*batch.sides(s)) for s in self._chunks(batch.n)], dim=2)
+        returns = torch.cat([self._returns(batch.group(s)) for s in self._chunks(batch.n)], dim=1)
         self.model.train()
         return returns
 
-    def _accuracy(self, val: ComparisonBatch, member_returns: torch.Tensor | None) -> float:
+    def _accuracy(self, val: Batch, member_returns: torch.Tensor | None) -> float:
         """How often the learned reward (the normalized member mean, from raw member returns
-        (M, 2, B) and the current output stats) prefers the labeled clip, over non-tie comparisons."""
-        decided = val.preference != 0.5
-        if member_returns is None or not decided.any():
+        (M, B, K) and the current output stats) orders clips as labeled: over non-tie comparisons,
+        or over the pairs within rankings."""
+        if member_returns is None:
             return float("nan")
-        length = (val.sides(slice(0, 1))[0]).shape[1]
+        length = val.group(slice(0, 1)).shape[2]
         normalized = (member_returns - length * self.model.out_mean[:, None, None]) / self.model.out_std[:, None, None]
-        r = normalized.mean(0)[:, decided]
-        return ((r[0] > r[1]).float() == val.preference[decided]).float().mean().item()
+        right, total = val.agreement(normalized.mean(0))
+        return right / total if total else float("nan")
 
     @torch.no_grad()
     def _adapt_l2(self, train_loss: torch.Tensor, val_loss: torch.Tensor) -> None:

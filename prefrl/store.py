@@ -8,6 +8,7 @@ nothing in the store is a pickle.
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 import time
 import zlib
@@ -19,9 +20,11 @@ import numpy as np
 from .clips import Clip
 from .errors import StoreError
 
-__all__ = ["SCHEMA_VERSION", "Comparison", "PreferenceStore"]
+__all__ = ["SCHEMA_VERSION", "Comparison", "Ranking", "PreferenceStore"]
 
-SCHEMA_VERSION = 2  # 2: comparisons.claimed_by/claimed_at, so several labelers never get the same pair
+# 2: comparisons.claimed_by/claimed_at, so several labelers never get the same pair;
+# 3: the rankings table (K-wise feedback).
+SCHEMA_VERSION = 3
 APP_ID = "prefrl"
 
 _SCHEMA = """
@@ -52,7 +55,20 @@ CREATE TABLE comparisons (
     CHECK ((status = 'labeled') = (preference IS NOT NULL))
 );
 CREATE INDEX comparisons_status ON comparisons(status);
+CREATE TABLE rankings (
+    id INTEGER PRIMARY KEY,
+    clip_ids TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'labeled', 'skipped')),
+    ranking TEXT,
+    source TEXT NOT NULL,
+    labeler TEXT,
+    created REAL NOT NULL,
+    labeled_at REAL,
+    CHECK ((status = 'labeled') = (ranking IS NOT NULL))
+);
 """
+
+_RANKINGS_TABLE = _SCHEMA[_SCHEMA.index("CREATE TABLE rankings"):]
 
 
 def _pack(array: np.ndarray) -> bytes:
@@ -80,6 +96,27 @@ class Comparison:
     preference: float | None
     source: str
     labeler: str | None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A query over K stored clips (K-wise feedback) and, once answered, its ranking.
+
+    ``clip_ids`` are the clips in the order shown; ``ranking`` holds positions into ``clip_ids``,
+    best first (None while pending or when skipped). A ranking counts as one label.
+    """
+
+    id: int
+    clip_ids: tuple[int, ...]
+    status: str
+    ranking: tuple[int, ...] | None
+    source: str
+    labeler: str | None
+
+    @property
+    def ordered(self) -> tuple[int, ...]:
+        """The clip ids best first (a labeled ranking)."""
+        return tuple(self.clip_ids[i] for i in self.ranking)
 
 
 class PreferenceStore:
@@ -167,6 +204,8 @@ class PreferenceStore:
             if version < 2:
                 self._db.execute("ALTER TABLE comparisons ADD COLUMN claimed_by TEXT")
                 self._db.execute("ALTER TABLE comparisons ADD COLUMN claimed_at REAL")
+            if version < 3:
+                self._db.execute(_RANKINGS_TABLE)
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -324,5 +363,47 @@ class PreferenceStore:
         return [dict(zip(names, row)) for row in cur]
 
     def num_labels(self) -> int:
-        """Comparisons answered with a preference (skips do not count)."""
-        return self._db.execute("SELECT COUNT(*) FROM comparisons WHERE status = 'labeled'").fetchone()[0]
+        """Comparisons answered with a preference and rankings answered (skips do not count)."""
+        return (self._db.execute("SELECT COUNT(*) FROM comparisons WHERE status = 'labeled'").fetchone()[0]
+                + self._db.execute("SELECT COUNT(*) FROM rankings WHERE status = 'labeled'").fetchone()[0])
+
+    # rankings (K-wise feedback)
+    def add_ranking_queries(self, groups: list[tuple[int, ...]], source: str) -> list[int]:
+        """Ask for rankings of groups of clip ids (each in the order shown); returns the ranking ids."""
+        now = time.time()
+        with self._transaction():
+            return [int(self._db.execute(
+                "INSERT INTO rankings (clip_ids, status, source, created) VALUES (?, 'pending', ?, ?)",
+                (json.dumps([int(i) for i in group]), source, now)).lastrowid) for group in groups]
+
+    def record_rankings(self, answers: list[tuple[int, list[int] | None]], labeler: str) -> None:
+        """Answer pending rankings: (ranking id, positions best first, or None for skipped), in one commit."""
+        now = time.time()
+        with self._transaction():
+            for ranking_id, order in answers:
+                row = self._db.execute("SELECT clip_ids FROM rankings WHERE id = ?", (int(ranking_id),)).fetchone()
+                if row is None:
+                    raise StoreError(f"{self.path} has no ranking {ranking_id}")
+                k = len(json.loads(row[0]))
+                if order is not None and sorted(int(i) for i in order) != list(range(k)):
+                    raise StoreError(f"ranking {ranking_id} must order positions 0..{k - 1} once each, got {order!r}")
+                self._db.execute(
+                    "UPDATE rankings SET status = ?, ranking = ?, labeler = ?, labeled_at = ? WHERE id = ?",
+                    ("skipped" if order is None else "labeled",
+                     None if order is None else json.dumps([int(i) for i in order]), labeler, now, int(ranking_id)))
+
+    def rankings(self, status: str | None = None) -> list[Ranking]:
+        """All rankings, or those with one status, oldest first."""
+        q = "SELECT id, clip_ids, status, ranking, source, labeler FROM rankings"
+        rows = self._db.execute(q + (" WHERE status = ?" if status else "") + " ORDER BY id",
+                                (status,) if status else ())
+        return [Ranking(r[0], tuple(json.loads(r[1])), r[2], None if r[3] is None else tuple(json.loads(r[3])),
+                        r[4], r[5]) for r in rows]
+
+    def ranking_records(self) -> list[dict]:
+        """Every ranking with all its fields (times included), oldest first: for export."""
+        cur = self._db.execute("SELECT id, clip_ids, status, ranking, source, labeler, created, labeled_at"
+                               " FROM rankings ORDER BY id")
+        names = [d[0] for d in cur.description]
+        return [{k: (json.loads(v) if k in ("clip_ids", "ranking") and v is not None else v) for k, v in zip(names, row)}
+                for row in cur]

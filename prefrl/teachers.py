@@ -21,14 +21,28 @@ class OracleTeacher:
 
     name = "oracle"
 
-    def __init__(self, tolerance: float = 0.0):
+    def __init__(self, tolerance: float = 0.0, seed: int = 0):
         self.tolerance = tolerance
+        self.rng = np.random.default_rng(seed)
 
     def __call__(self, pairs: Sequence[tuple[Clip, Clip]]) -> list[float | None]:
         out: list[float | None] = []
         for left, right in pairs:
             diff = left.true_return - right.true_return
             out.append(0.5 if abs(diff) <= self.tolerance else float(diff > 0))
+        return out
+
+    def rank(self, groups: Sequence[Sequence[Clip]]) -> list[list[int] | None]:
+        """K-wise feedback: for each group of clips, their positions best first, by true return.
+
+        A ranking has no ties, so clips with equal returns are ordered at random: for K = 2 that
+        is, in expectation, the same training signal as the tie (0.5) of :meth:`__call__`.
+        """
+        out: list[list[int] | None] = []
+        for group in groups:
+            returns = np.array([c.true_return for c in group], float)
+            # sort by return, then by a random key: equal returns in random order
+            out.append(np.lexsort((self.rng.random(len(group)), -returns)).tolist())
         return out
 
 
@@ -50,6 +64,12 @@ class SimulatedTeacher:
 
     Thresholds scale with the recent returns (the batch's spread) and are recomputed for each batch,
     never compounded: B-Pref multiplied its thresholds by ε again in later rounds.
+
+    K-wise feedback (:meth:`rank`) applies the same models to a group of K clips: skip when no clip's
+    score exceeds the threshold; a Plackett–Luce ranking drawn with utilities β·score (β = ∞: sorted);
+    clips adjacent in it whose scores differ by less than the equal threshold swap with probability
+    1/2 (a ranking has no ties); with probability ε two adjacent clips swap (a mistake). For K = 2
+    each step is the pairwise rule above.
 
     Attributes:
         name: what the store records as the labeler.
@@ -98,6 +118,33 @@ class SimulatedTeacher:
         return out
 
 
+    def rank(self, groups: Sequence[Sequence[Clip]]) -> list[list[int] | None]:
+        """K-wise feedback: each group's positions best first, or None for "can't tell"."""
+        if not groups:
+            return []
+        scores = [np.array([self.scores(np.asarray(c.true_rewards, float)) for c in g]) for g in groups]
+        lo, hi = min(s.min() for s in scores), max(s.max() for s in scores)
+        spread = hi - lo
+        out: list[list[int] | None] = []
+        for s in scores:
+            if self.skip and s.max() < lo + self.skip * spread:
+                out.append(None)
+                continue
+            # Gumbel-max: argsort of β·s + Gumbel noise is a Plackett–Luce sample with utilities β·s;
+            # β = ∞ sorts (ties in random order).
+            key = s if np.isinf(self.beta) else self.beta * s + self.rng.gumbel(size=len(s))
+            order = np.lexsort((self.rng.random(len(s)), -key)).tolist()
+            if self.equal:
+                for i in range(len(order) - 1):
+                    if abs(s[order[i]] - s[order[i + 1]]) < self.equal * spread and self.rng.random() < 0.5:
+                        order[i], order[i + 1] = order[i + 1], order[i]
+            if self.mistake and self.rng.random() < self.mistake:
+                i = int(self.rng.integers(len(order) - 1))
+                order[i], order[i + 1] = order[i + 1], order[i]
+            out.append(order)
+        return out
+
+
 # B-Pref's six named teachers (Lee et al. 2021, Sec. 4).
 TEACHERS = {
     "oracle": {},
@@ -125,5 +172,5 @@ def make_teacher(spec: str, seed: int = 0):
         except ValueError:
             raise ValueError(f"teacher parameter {key}={value!r} in {spec!r} is not a number") from None
     if name == "oracle" and not kwargs:
-        return OracleTeacher()
+        return OracleTeacher(seed=seed)
     return SimulatedTeacher(**kwargs, seed=seed, name=spec)

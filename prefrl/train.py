@@ -58,6 +58,9 @@ class TrainConfig:
             :class:`prefrl.teachers.SimulatedTeacher`.
         pessimism: PPO optimizes the ensemble mean less this many member stds (a lower confidence
             bound on the learned reward; 0: the mean).
+        rank_size: clips per query: 2 (pairs, Bradley–Terry) or K > 2: the synthetic teacher ranks K
+            clips and the reward model learns from the ranking with the Plackett–Luce loss; a
+            ranking counts as one label of the budget.
         initial_labels: labels asked on random-policy clips before RL (None: the preset's share of
             ``labels``; the paper asked 500).
         feedback: ``synthetic`` (the oracle answers at once) or ``human`` (queries wait in the store for
@@ -80,6 +83,7 @@ class TrainConfig:
     initial_labels: int | None = None
     teacher: str = "oracle"
     pessimism: float = 0.0
+    rank_size: int = 2
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
@@ -93,6 +97,11 @@ class TrainConfig:
             make_teacher(self.teacher)
         except ValueError as exc:
             raise PrefrlError(f"--teacher: {exc}") from None
+        if self.rank_size < 2:
+            raise PrefrlError(f"--rank-size {self.rank_size} must be at least 2 (2: pairs)")
+        if self.rank_size > 2 and self.feedback == "human":
+            raise PrefrlError(f"--rank-size {self.rank_size} needs --feedback synthetic: the labeling UI shows pairs; "
+                              "use --rank-size 2")
         if self.pessimism < 0:
             raise PrefrlError(f"--pessimism {self.pessimism} must be ≥ 0 (0: the ensemble mean)")
         if self.algo not in ("ppo", "a2c"):
@@ -240,7 +249,7 @@ def train(config: TrainConfig) -> dict:
             recorder=ClipRecorder(n_envs, preset.clip_length,
                                   capacity=max(100, preset.candidate_steps // preset.clip_length)),
             observation_space=obs_space, action_space=act_space, query=config.query, seed=config.seed,
-            save_dir=run_dir, pessimism=config.pessimism,
+            save_dir=run_dir, pessimism=config.pessimism, rank_size=config.rank_size,
         )
         pretrain_start = time.time()
         _pretrain(loop, make_venv(config.seed + 1), initial,
@@ -281,6 +290,7 @@ def train(config: TrainConfig) -> dict:
         "query": config.query if loop else None,
         "teacher": config.teacher if loop and loop.teacher else None,
         "pessimism": config.pessimism if loop else None,
+        "rank_size": config.rank_size if loop else None,
         "fixed_horizon": config.fixed_horizon,
         "timesteps": int(ppo.num_timesteps),
         "labels_used": store.num_labels() if store else 0,
@@ -316,7 +326,7 @@ def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, random_step
     loop.collect(random_env.drain(), timestep=0)
     random_env.close()
     if loop.ask(initial, strategy="random") == 0:
-        raise PrefrlError("the random policy produced fewer than two distinct clips: lower the clip length")
+        raise PrefrlError("the random policy produced too few distinct clips to query: lower the clip length or --rank-size")
     if loop.teacher is None:
         _wait_for_labels(loop.store)
     loop.fit(epochs=5 * loop.trainer.epochs)  # from scratch: longer than the warm-started refits

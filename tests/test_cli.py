@@ -75,6 +75,8 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["train", "cartpole", "--feedback", "crowd"], "--feedback 'crowd' is not known"),
         (["train", "cartpole", "--teacher", "noisy:beta=-1"], "--teacher: teacher beta=-1.0 is out of range"),
         (["train", "cartpole", "--pessimism", "-1"], "--pessimism -1.0 must be ≥ 0"),
+        (["train", "cartpole", "--rank-size", "1"], "--rank-size 1 must be at least 2"),
+        (["train", "cartpole", "--rank-size", "3", "--feedback", "human"], "--rank-size 3 needs --feedback synthetic"),
         (["label", "no/such/run"], "holds no store.sqlite"),
     ],
 )
@@ -101,7 +103,7 @@ def test_foreign_and_newer_stores_are_refused(tmp_path):
     db.commit()
     db.close()
     result = _run(["train", "cartpole", "--run-dir", str(newer)])
-    assert result.returncode == 2 and "schema 7, newer than this prefrl's 2" in result.stderr
+    assert result.returncode == 2 and "schema 7, newer than this prefrl's 3" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -121,3 +123,17 @@ def test_train_with_a_skipping_teacher_records_its_skips(tmp_path):
     assert {c.labeler for c in comparisons} == {"skip:skip=0.5"}
     skipped = [c for c in comparisons if c.status == "skipped"]
     assert skipped and json.loads((run / "summary.json").read_text())["labels_used"] == len(comparisons) - len(skipped)
+
+
+def test_train_on_k_wise_rankings(tmp_path):
+    run = tmp_path / "k3"
+    assert main(["train", "cartpole", "--rank-size", "3", "--labels", "12", "--steps", "2048",
+                 "--run-dir", str(run), "--no-progress"]) == 0
+    with PreferenceStore(run / "store.sqlite") as store:
+        rankings = store.rankings("labeled")
+        assert store.comparisons() == [] and len(rankings) == 12
+        for r in rankings:  # the oracle ranked each group of three by true return
+            returns = [c.true_return for c in store.get_clips(list(r.ordered))]
+            assert len(r.clip_ids) == 3 and returns == sorted(returns, reverse=True)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["rank_size"] == 3 and summary["labels_used"] == 12

@@ -65,3 +65,19 @@ def test_plackett_luce_hand_computed_for_three_items():
     assert abs(pairwise_ranking_loss(s, ranking).item() - expected_pairwise) < 1e-12
     # a ranking that agrees with the scores costs less than its reverse
     assert plackett_luce_loss(s, torch.tensor([[1, 0, 2]])) < plackett_luce_loss(s, torch.tensor([[2, 0, 1]]))
+
+
+def test_plackett_luce_noise_equals_bradley_terry_noise_for_two_items_and_is_hand_computed_for_three():
+    from prefrl.losses import plackett_luce_loss
+
+    g = torch.Generator().manual_seed(1)
+    scores = 3 * torch.randn(32, 2, generator=g, dtype=torch.float64)
+    bt = bradley_terry_loss(scores[:, 0], scores[:, 1], noise=0.1)
+    assert abs(plackett_luce_loss(scores, noise=0.1).item() - bt.item()) < 1e-6
+    # K = 3: P = 0.8·PL + 0.2/3! for the ranking already in order
+    s = torch.tensor([[1.0, 2.0, 0.0]], dtype=torch.float64)
+    e = math.exp
+    pl = e(1) / (e(1) + e(2) + e(0)) * e(2) / (e(2) + e(0))
+    assert abs(plackett_luce_loss(s, noise=0.2).item() + math.log(0.8 * pl + 0.2 / 6)) < 1e-12
+    with pytest.raises(ValueError, match="noise"):
+        plackett_luce_loss(s, noise=1.0)

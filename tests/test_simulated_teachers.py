@@ -69,3 +69,25 @@ def test_named_teachers_and_bad_parameters():
         make_teacher("noisy:temp=2")
     with pytest.raises(ValueError, match="mistake=1.5 is out of range"):
         make_teacher("oracle:mistake=1.5")
+
+
+def test_rankings_follow_plackett_luce_and_reduce_to_the_pairwise_teachers():
+    # the oracle sorts by return; equal returns come in both orders
+    group = [_clip([0, 1]), _clip([2, 2]), _clip([1, 0]), _clip([0, 0])]
+    orders = OracleTeacher(seed=0).rank([group] * 200)
+    assert {tuple(o[:1]) for o in orders} == {(1,)} and all(o[3] == 3 for o in orders)
+    assert {tuple(o[1:3]) for o in orders} == {(0, 2), (2, 0)}
+    # β = 1 over returns 2, 1, 0: the first place goes to each clip with probability softmax(β·return)
+    n = 20_000
+    firsts = np.array([o[0] for o in SimulatedTeacher(beta=1.0, seed=4).rank([[_clip([0]), _clip([1]), _clip([2])]] * n)])
+    p = np.exp([0.0, 1.0, 2.0]) / np.exp([0.0, 1.0, 2.0]).sum()
+    for k in range(3):
+        assert abs((firsts == k).mean() - p[k]) < 3.29 * math.sqrt(p[k] * (1 - p[k]) / n)
+    # K = 2: a mistake swaps the pair with probability ε; skip says "can't tell" below the threshold
+    swapped = np.mean([o == [1, 0] for o in SimulatedTeacher(mistake=0.1, seed=5).rank([[_clip([1]), _clip([0])]] * n)])
+    assert abs(swapped - 0.1) < 3.29 * math.sqrt(0.1 * 0.9 / n)
+    skip = SimulatedTeacher(skip=0.5).rank([[_clip([0]), _clip([1])], [_clip([4]), _clip([10])]])
+    assert skip[0] is None and skip[1] == [1, 0]
+    # equal: returns within the threshold come in random order, the rest stay sorted
+    equal = SimulatedTeacher(equal=0.2, seed=6).rank([[_clip([0]), _clip([10]), _clip([9.5])]] * 400)
+    assert all(o[2] == 0 for o in equal) and {o[0] for o in equal} == {1, 2}

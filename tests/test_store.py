@@ -119,7 +119,8 @@ def test_a_schema_1_store_is_migrated_with_its_labels(tmp_path):
     with PreferenceStore(path, env="cartpole") as store:
         assert store.num_labels() == 1 and store.comparison(1).preference == 1.0
         assert store.claim("ann").id == 2
-    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+        assert store.rankings() == []  # schema 3's rankings table was added
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
 
 
 def test_two_processes_opening_a_new_store_at_once_both_succeed(tmp_path):
@@ -143,3 +144,17 @@ def test_two_processes_opening_a_new_store_at_once_both_succeed(tmp_path):
     assert errors == []
     with pytest.raises(StoreError, match="not a prefrl store yet"):
         PreferenceStore(tmp_path / "missing.sqlite", create=False)
+
+
+def test_rankings_round_trip_count_as_labels_and_refuse_a_non_permutation(tmp_path):
+    with PreferenceStore(tmp_path / "s.sqlite", env="cartpole") as store:
+        ids = store.add_clips([_clip(k) for k in range(4)])
+        r1, r2 = store.add_ranking_queries([(ids[0], ids[1], ids[2]), (ids[3], ids[2], ids[1])], source="oracle")
+        assert [r.status for r in store.rankings()] == ["pending", "pending"] and store.num_labels() == 0
+        with pytest.raises(StoreError, match="positions 0..2 once each"):
+            store.record_rankings([(r1, [0, 0, 1])], labeler="oracle")
+        store.record_rankings([(r1, [2, 0, 1]), (r2, None)], labeler="oracle")
+        labeled = store.rankings("labeled")
+        assert len(labeled) == 1 and labeled[0].ordered == (ids[2], ids[0], ids[1])
+        assert store.rankings("skipped")[0].id == r2 and store.num_labels() == 1
+        assert store.ranking_records()[0]["ranking"] == [2, 0, 1]

@@ -1,0 +1,219 @@
+"""``prefrl lm``: the language-model path end to end, offline, in minutes on a CPU.
+
+SFT on the base writer's data -> preferences on pairs (or K-wise rankings) of SFT samples, judged by
+the task's rule -> either a reward model and PPO with a per-token KL penalty (and optional ptx), or
+DPO / IPO / KTO straight from the preferences. The summary gives the reward model's held-out accuracy,
+the rule's true score of the SFT model and of the final policy, and the final policy's KL to the SFT
+model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import PrefrlError
+from .data import TopicTask, read_jsonl, write_jsonl
+from .methods import (TOKENIZER, PPOSettings, RewardModel, clone, completion_logprobs, direct, fit_reward_model, ppo,
+                      sft)
+from .model import LMConfig, TinyLM
+
+__all__ = ["LMRun", "run_lm", "METHODS"]
+
+METHODS = ("ppo", "dpo", "ipo", "kto")
+
+
+@dataclass
+class LMRun:
+    """One run of the language-model path.
+
+    Attributes:
+        method: ``ppo`` (reward model, then PPO with the KL penalty), ``dpo``, ``ipo`` or ``kto``.
+        seed: seeds data, models and sampling.
+        run_dir: where data, models and ``summary.json`` go (default ``runs/lm-<method>-s<seed>-<time>``).
+        labels: preference labels: pairs, or rankings with ``rank_size`` > 2.
+        rank_size: 2: pairs (Bradley–Terry); K > 2: the rule ranks K samples (Plackett–Luce); ppo only.
+        sft_rows, sft_steps: SFT data size and gradient steps.
+        beta: DPO's and KTO's β, IPO's τ.
+        kl_coef, ptx_coef, ppo_iterations, kl_estimator: see :class:`prefrl.lm.methods.PPOSettings`.
+        sft_data, pair_data, kto_data: JSONL files to use instead of the synthetic task's (see
+            :mod:`prefrl.lm.data`); with any of them the rule's true score is not reported.
+        epochs: passes over the preferences (reward model, DPO, IPO, KTO).
+    """
+
+    method: str = "ppo"
+    seed: int = 0
+    run_dir: str | None = None
+    labels: int = 2000
+    rank_size: int = 2
+    sft_rows: int = 20000
+    sft_steps: int = 600
+    beta: float = 0.1
+    kl_coef: float = 0.2
+    ptx_coef: float = 0.0
+    kl_estimator: str = "k1"
+    ppo_iterations: int = 150
+    epochs: int = 5
+    sft_data: str | None = None
+    pair_data: str | None = None
+    kto_data: str | None = None
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise PrefrlError(f"--method {self.method!r} is not known: use one of {', '.join(METHODS)}")
+        if self.labels < 10:
+            raise PrefrlError(f"--labels {self.labels} is too few: give at least 10")
+        if self.rank_size < 2 or (self.rank_size > 2 and self.method != "ppo"):
+            raise PrefrlError(f"--rank-size {self.rank_size}: use 2, or K > 2 with --method ppo (the reward model "
+                              "learns rankings; DPO, IPO and KTO take pairs or single labels)")
+        if self.kl_estimator not in ("k1", "k3"):
+            raise PrefrlError(f"--kl-estimator {self.kl_estimator!r} is not known: use k1 or k3")
+        for name in ("beta", "kl_coef", "ptx_coef"):
+            if getattr(self, name) < 0 or (name == "beta" and self.beta == 0):
+                raise PrefrlError(f"--{name.replace('_', '-')} {getattr(self, name)} must be "
+                                  f"{'> 0' if name == 'beta' else '≥ 0'}")
+        for name in ("sft_data", "pair_data", "kto_data"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise PrefrlError(f"--{name.replace('_', '-')} {path} is not a file: give a JSONL file")
+
+
+def _sample(model: TinyLM, prompts: list[str], generator: torch.Generator, max_new: int) -> list[str]:
+    model.eval()
+    out = []
+    for i in range(0, len(prompts), 256):
+        gen = model.generate(TOKENIZER.prompts(prompts[i:i + 256]), max_new, generator)
+        out += [TOKENIZER.decode(row.tolist()) for row in gen]
+    return out
+
+
+@torch.no_grad()
+def _evaluate(policy: TinyLM, ref: TinyLM, prompts: list[str], task: TopicTask | None, generator: torch.Generator,
+              max_new: int) -> dict:
+    """The rule's mean true score of one sample per prompt, and the KL of policy from reference
+    estimated on those samples (mean over samples of Σ_t log π − log π_ref)."""
+    completions = _sample(policy, prompts, generator, max_new)
+    kl = (completion_logprobs(policy, prompts, completions) - completion_logprobs(ref, prompts, completions)).mean()
+    return {"true_score": float(np.mean([task.score(p, c) for p, c in zip(prompts, completions)])) if task else None,
+            "kl_to_sft": float(kl), "example": {"prompt": prompts[0], "completion": completions[0]}}
+
+
+def _load(path: str, kind: str) -> list[dict]:
+    try:
+        return read_jsonl(path, kind)
+    except ValueError as exc:
+        raise PrefrlError(str(exc)) from None
+
+
+def run_lm(config: LMRun) -> dict:
+    """Run the language-model path; returns the summary (also written to ``summary.json``)."""
+    config.validate()
+    start = time.time()
+    run_dir = Path(config.run_dir or f"runs/lm-{config.method}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrefrlError(f"cannot write to run directory {run_dir} ({exc.strerror}): choose another --run-dir") from None
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    own_data = any((config.sft_data, config.pair_data, config.kto_data))
+    task = TopicTask()
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    # 1. SFT
+    sft_rows = _load(config.sft_data, "sft") if config.sft_data else task.sft_data(config.sft_rows, rng)
+    write_jsonl(run_dir / "sft.jsonl", sft_rows)
+    max_new = max(len(r["completion"]) for r in sft_rows) + 4
+    longest = max(len(r["prompt"]) for r in sft_rows) + max_new + 3
+    model = TinyLM(LMConfig(max_len=max(64, longest)))
+    sft_loss = sft(model, sft_rows, steps=config.sft_steps, rng=rng)
+    model.save(run_dir / "sft")
+    ref = model
+    prompt_pool = [r["prompt"] for r in sft_rows]
+    eval_prompts = task.prompts(512, np.random.default_rng(10_000 + config.seed)) if not own_data else \
+        [prompt_pool[i] for i in np.random.default_rng(10_000).choice(len(prompt_pool), min(512, len(prompt_pool)), False)]
+    before = _evaluate(ref, ref, eval_prompts, None if own_data else task, generator, max_new)
+
+    def draw_prompts(n: int) -> list[str]:
+        return task.prompts(n, rng) if not own_data else [prompt_pool[i] for i in rng.integers(0, len(prompt_pool), n)]
+
+    # 2. Preferences on SFT samples, judged by the rule (or the user's files)
+    k = config.rank_size
+    if config.method == "kto":
+        if config.kto_data:
+            pref_rows = _load(config.kto_data, "kto")
+        else:
+            prompts = draw_prompts(config.labels)
+            completions = _sample(ref, prompts, generator, max_new)
+            scores = np.array([task.score(p, c) for p, c in zip(prompts, completions)])
+            threshold = np.median(scores)  # desirable: above the SFT model's median score
+            pref_rows = [{"prompt": p, "completion": c, "label": bool(s > threshold)}
+                         for p, c, s in zip(prompts, completions, scores)]
+        write_jsonl(run_dir / "kto.jsonl", pref_rows)
+    elif config.pair_data:
+        pref_rows = _load(config.pair_data, "pairs")
+    else:
+        pref_rows = []
+        while len(pref_rows) < config.labels:
+            prompts = draw_prompts(config.labels)
+            groups = [_sample(ref, prompts, generator, max_new) for _ in range(k)]
+            for j, p in enumerate(prompts):
+                items = sorted({g[j] for g in groups}, key=lambda c: -task.score(p, c))
+                if len(items) < k or task.score(p, items[0]) == task.score(p, items[-1]):
+                    continue  # the rule cannot tell these apart: not a preference
+                if k == 2:
+                    if task.score(p, items[0]) > task.score(p, items[1]):
+                        pref_rows.append({"prompt": p, "chosen": items[0], "rejected": items[1]})
+                elif len({task.score(p, c) for c in items}) == k:  # a strict ranking
+                    pref_rows.append({"prompt": p, "completions": items})
+        pref_rows = pref_rows[:config.labels]
+        write_jsonl(run_dir / ("pairs.jsonl" if k == 2 else "rankings.jsonl"), pref_rows)
+    held_out = max(1, round(len(pref_rows) / np.e)) if config.method == "ppo" else max(1, len(pref_rows) // 10)
+    order = rng.permutation(len(pref_rows))
+    val_rows = [pref_rows[i] for i in order[:held_out]]
+    train_rows = [pref_rows[i] for i in order[held_out:]]
+
+    # 3. The method
+    summary: dict = {"method": config.method, "seed": config.seed, "labels": len(pref_rows), "rank_size": k,
+                     "sft_loss": round(sft_loss, 4)}
+    if config.method == "ppo":
+        rm = RewardModel(clone(model))
+        summary.update(fit_reward_model(rm, train_rows, val_rows, epochs=config.epochs, rng=rng))
+        reference_prompts = draw_prompts(512)
+        rm.normalize(reference_prompts, _sample(ref, reference_prompts, generator, max_new))
+        rm.lm.save(run_dir / "reward_model")
+        policy = clone(model)
+        torch.nn.init.zeros_(policy.scalar_head.weight)
+        torch.nn.init.zeros_(policy.scalar_head.bias)
+        settings = PPOSettings(iterations=config.ppo_iterations, kl_coef=config.kl_coef, ptx_coef=config.ptx_coef,
+                               kl_estimator=config.kl_estimator, max_new=max_new)
+        log = ppo(policy, ref, rm, draw_prompts, settings, sft_rows=sft_rows, rng=rng, generator=generator)
+        summary["rm_score_first_last"] = [round(log[0]["rm_score"], 3), round(log[-1]["rm_score"], 3)]
+        write_jsonl(run_dir / "ppo_log.jsonl", log)
+    else:
+        policy = clone(model)
+        losses = direct(config.method, policy, ref, train_rows, epochs=config.epochs, beta=config.beta, rng=rng)
+        summary["loss_first_last"] = [round(float(np.mean(losses[:5])), 4), round(float(np.mean(losses[-5:])), 4)]
+        if config.method != "kto":  # the implicit reward β·log(π/π_ref) on held-out pairs
+            with torch.no_grad():
+                p = [r["prompt"] for r in val_rows]
+                margin = (completion_logprobs(policy, p, [r["chosen"] for r in val_rows])
+                          - completion_logprobs(ref, p, [r["chosen"] for r in val_rows])
+                          - completion_logprobs(policy, p, [r["rejected"] for r in val_rows])
+                          + completion_logprobs(ref, p, [r["rejected"] for r in val_rows]))
+            summary["implicit_reward_accuracy"] = float((margin > 0).float().mean())
+    policy.save(run_dir / "policy")
+    after = _evaluate(policy, ref, eval_prompts, None if own_data else task, generator, max_new)
+    summary.update({
+        "true_score_sft": before["true_score"], "true_score_final": after["true_score"],
+        "kl_to_sft": round(after["kl_to_sft"], 3), "example": after["example"],
+        "wall_seconds": round(time.time() - start, 1), "run_dir": str(run_dir),
+    })
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -17,7 +17,10 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train PPO on a reward learned from synthetic preferences, or on the true "
                                    "reward as a baseline. Prints the true return reached, the labels used and "
                                    "the run directory.")
-    t.add_argument("env", help="a suite name (see `prefrl envs`) or a gymnasium id")
+    t.add_argument("env", nargs="?", help="a suite name (see `prefrl envs`) or a gymnasium id")
+    t.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue a killed run from its last checkpoint with all its labels (other options are "
+                        "read from the run's config.json)")
     t.add_argument("--labels", type=int, default=None, help="label budget (default: the env's preset)")
     t.add_argument("--initial-labels", type=int, default=None,
                    help="labels asked on random-policy clips before RL (default: the preset's share; the paper: 500)")
@@ -172,10 +175,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"{result['true_score_final']:.3f}, KL to SFT {result['kl_to_sft']:.2f} nats, "
                       f"run directory {result['run_dir']}")
             return 0
-        from .train import TrainConfig, train
+        from .train import TrainConfig, resume, train
 
-        config = TrainConfig(**{k: v for k, v in vars(args).items() if k != "command"})
-        summary = train(config)
+        if args.resume:
+            summary = resume(args.resume)
+        elif args.env is None:
+            raise PrefrlError("train needs an env (see `prefrl envs`), or --resume RUN_DIR to continue a run")
+        else:
+            summary = train(TrainConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "resume")}))
     except PrefrlError as exc:
         print(f"prefrl: error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """User-facing errors: the CLI prints them as one line and exits non-zero."""
 
-__all__ = ["PrefrlError", "StoreError"]
+__all__ = ["PrefrlError", "StoreError", "TrainingError"]
 
 
 class PrefrlError(Exception):
@@ -9,3 +9,8 @@ class PrefrlError(Exception):
 
 class StoreError(PrefrlError):
     """The preference store cannot be opened or used as asked."""
+
+
+class TrainingError(PrefrlError):
+    """Training cannot go on (the reward model diverged, or there is nothing to train on); the store
+    is untouched."""

@@ -21,6 +21,7 @@ from .queries import select_groups
 from .reward_model import RewardEnsemble, step_features
 from .reward_training import ComparisonBatch, EnsembleTrainer, RankingBatch, TrainStats, is_validation
 from .schedule import LabelSchedule
+from .errors import StoreError
 from .store import PreferenceStore
 from .teachers import OracleTeacher, SimulatedTeacher
 
@@ -138,8 +139,15 @@ class PreferenceLoop:
         """
         missing = [i for i in dict.fromkeys(clip_ids) if i not in self._rows]
         if missing:
-            new = torch.as_tensor(np.stack([self._step_features(c.obs, c.actions)
-                                            for c in self.store.get_clips(missing)]), device=self.device)
+            clips = self.store.get_clips(missing)
+            obs_shape, act_shape = self.observation_space.shape, self.action_space.shape
+            for c in clips:
+                if c.obs.shape[1:] != obs_shape or c.actions.shape[1:] != act_shape or len(c.actions) != len(c.obs):
+                    raise StoreError(
+                        f"clip {c.clip_id} in {self.store.path} has observations {c.obs.shape[1:]} and actions "
+                        f"{c.actions.shape[1:]} a step, but the env has {obs_shape} and {act_shape}: the store was "
+                        "written for another env or version; use a new --run-dir")
+            new = torch.as_tensor(np.stack([self._step_features(c.obs, c.actions) for c in clips]), device=self.device)
             held = len(self._rows)
             if self._clips is None or held + len(new) > len(self._clips):
                 grown = torch.empty((max(2 * held, held + len(new)), *new.shape[1:]), dtype=new.dtype,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -248,8 +249,12 @@ class RewardEnsemble(nn.Module):
     def save(self, directory: str | Path) -> None:
         """Write ``reward_model.pt`` (a plain state_dict) and ``reward_model.json`` (the config)."""
         directory = Path(directory)
-        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, directory / "reward_model.pt")
-        (directory / "reward_model.json").write_text(json.dumps(asdict(self.config), indent=2))
+        # Each file is written beside its final name, then moved over it: a kill mid-save leaves the
+        # previous model whole.
+        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, directory / "reward_model.pt.tmp")
+        (directory / "reward_model.json.tmp").write_text(json.dumps(asdict(self.config), indent=2))
+        os.replace(directory / "reward_model.pt.tmp", directory / "reward_model.pt")
+        os.replace(directory / "reward_model.json.tmp", directory / "reward_model.json")
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> RewardEnsemble:

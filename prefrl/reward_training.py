@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .errors import TrainingError
 from .losses import bradley_terry_loss, plackett_luce_loss
 from .reward_model import RewardEnsemble
 
@@ -180,6 +181,10 @@ class EnsembleTrainer:
         self.rng = np.random.default_rng(seed)
         self._feature_stats_set = False
 
+    def keep_feature_stats(self) -> None:
+        """Keep the model's input standardization as it is (a model loaded from a saved run)."""
+        self._feature_stats_set = True
+
     def _per_member(self, returns: torch.Tensor, batch: Batch, idx: torch.Tensor | slice) -> torch.Tensor:
         """Each member's loss (M,) on items ``idx`` (M, b) or (b,)/slice (shared) of ``batch``, from
         its clip returns (M, b, K)."""
@@ -226,10 +231,19 @@ class EnsembleTrainer:
             for start in range(0, n, self.batch_size):
                 idx = boot[:, perm[start:start + self.batch_size]]  # (M, b): each member its own resample
                 epoch_loss += self.step(train, idx) * idx.shape[1]
+            if not torch.isfinite(epoch_loss).all():
+                raise TrainingError(
+                    f"reward-model training diverged on {n} labels: member losses "
+                    f"{[round(v, 3) for v in (epoch_loss / n).tolist()]} are not finite (NaN or inf in the clips' "
+                    "features or the model's outputs); no model was saved from this fit, and every label is "
+                    "still in the store")
             val_returns = self._member_returns(val) if val.n else None
             if val_returns is not None:
                 self._adapt_l2(epoch_loss / n, self._per_member(val_returns, val, slice(None)))
         self.model.set_output_stats(_steps([train, val], self.stats_sample, self.rng))
+        if not (torch.isfinite(self.model.out_mean).all() and torch.isfinite(self.model.out_std).all()):
+            raise TrainingError("the reward model's outputs on the labeled clips are not finite (NaN or inf): "
+                                "no model was saved from this fit, and every label is still in the store")
         # The train loss reported is the last epoch's running mean over the members' resamples: a
         # second pass over every training clip would cost the CNN as much as the epoch itself.
         val_loss = self._per_member(val_returns, val, slice(None)).mean().item() if val.n else float("nan")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from .clips import ClipRecorder
 from .envs import make_env, resolve
-from .errors import PrefrlError
+from .errors import PrefrlError, TrainingError
 from .learned_reward import LearnedRewardVecEnv
 from .loop import PreferenceCallback, PreferenceLoop
 from .presets import preset_for
@@ -31,7 +32,7 @@ from .schedule import LabelSchedule
 from .store import PreferenceStore
 from .teachers import make_teacher
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "train", "resume"]
 
 STORE_NAME = "store.sqlite"
 
@@ -139,6 +140,13 @@ def _run_dir(config: TrainConfig) -> Path:
     return path
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a kill mid-write leaves the old one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 class _Metrics:
     """Writes one row of ``metrics.csv`` per PPO update (per ``every`` env steps at most: A2C updates
     every 80 steps)."""
@@ -146,12 +154,14 @@ class _Metrics:
     FIELDS = ["timesteps", "labels", "true_episode_return", "learned_episode_return", "rm_val_accuracy",
               "rm_val_loss", "rm_train_loss", "wall_seconds"]
 
-    def __init__(self, path: Path, start: float, every: int = 0):
+    def __init__(self, path: Path, start: float, every: int = 0, append: bool = False):
         self._every = every
         self._last = -every
-        self._file = path.open("w", newline="")
+        fresh = not (append and path.exists())
+        self._file = path.open("w" if fresh else "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=self.FIELDS)
-        self._writer.writeheader()
+        if fresh:
+            self._writer.writeheader()
         self._start = start
 
     def row(self, model, labels: int | None = None, learned: list[float] | None = None, stats=None) -> None:
@@ -192,8 +202,47 @@ class _EachRollout(BaseCallback):
         self.fn(self.model)
 
 
-def train(config: TrainConfig) -> dict:
-    """Run one training job and return its summary (also written to ``summary.json``)."""
+def _latest_checkpoint(run_dir: Path) -> tuple[Path | None, int]:
+    """The newest policy checkpoint and its env steps ((None, 0) if there is none)."""
+    found = []
+    for path in (run_dir / "checkpoints").glob("policy_*_steps.zip"):
+        try:
+            found.append((int(path.stem.split("_")[1]), path))
+        except ValueError:
+            continue
+    if not found:
+        return None, 0
+    steps, path = max(found)
+    return path, steps
+
+
+def resume(run_dir: str | Path) -> dict:
+    """Continue a killed run from its last policy checkpoint, with every label in its store.
+
+    The run's ``config.json`` gives the configuration. RL restarts at the checkpoint's step count
+    with the label schedule where the store says it is, the reward model refit on every stored label,
+    and new queries drawn from new rollouts only (no pair is asked twice). A checkpoint loads as
+    tensors only (SB3's ``set_parameters``), so no code from the run directory is run.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise PrefrlError(f"{run_dir} holds no config.json: give the directory of a `prefrl train` run to --resume")
+    if (run_dir / "summary.json").exists():
+        raise PrefrlError(f"{run_dir} already finished (it has summary.json): nothing to resume")
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PrefrlError(f"{path} is not valid JSON ({exc.msg}): the run cannot be resumed") from None
+    fields = {f for f in TrainConfig.__dataclass_fields__}
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+    config.run_dir = str(run_dir)
+    return train(config, resume=True)
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Run one training job and return its summary (also written to ``summary.json``); with
+    ``resume``, continue the killed run in ``config.run_dir`` (see :func:`resume`)."""
     config.validate()
     start = time.time()
     spec = resolve(config.env)
@@ -203,12 +252,16 @@ def train(config: TrainConfig) -> dict:
     device = "cuda" if config.device == "auto" and torch.cuda.is_available() else (
         "cpu" if config.device == "auto" else config.device)
     run_dir = _run_dir(config)
-    store = PreferenceStore(run_dir / STORE_NAME, env=spec.name) if config.reward == "learned" else None
-    if store is not None and store.num_clips():
-        raise PrefrlError(f"{run_dir} already holds a run ({store.num_labels()} labels): choose a new --run-dir")
-    (run_dir / "config.json").write_text(json.dumps(
-        {**asdict(config), "labels": labels, "steps": steps, "gym_id": spec.gym_id, "device": device,
-         "preset": {k: (repr(v) if k in ("ppo", "a2c") else v) for k, v in asdict(preset).items()}}, indent=2))
+    store = PreferenceStore(run_dir / STORE_NAME, env=spec.name, create=not resume) \
+        if config.reward == "learned" else None
+    if store is not None and store.num_clips() and not resume:
+        raise PrefrlError(f"{run_dir} already holds a run ({store.num_labels()} labels): choose a new --run-dir "
+                          f"or continue it with --resume {run_dir}")
+    checkpoint, done_steps = _latest_checkpoint(run_dir) if resume else (None, 0)
+    if not resume:
+        _write_atomic(run_dir / "config.json", json.dumps(
+            {**asdict(config), "labels": labels, "steps": steps, "gym_id": spec.gym_id, "device": device,
+             "preset": {k: (repr(v) if k in ("ppo", "a2c") else v) for k, v in asdict(preset).items()}}, indent=2))
     set_random_seed(config.seed)
     n_envs, algo_kwargs = preset.algo(config.algo)
     if device == "cpu" and not spec.atari:
@@ -223,7 +276,7 @@ def train(config: TrainConfig) -> dict:
         return venv
 
     venv = make_venv(config.seed)
-    metrics = _Metrics(run_dir / "metrics.csv", start, every=1000 if config.algo == "a2c" else 0)
+    metrics = _Metrics(run_dir / "metrics.csv", start, every=1000 if config.algo == "a2c" else 0, append=resume)
     loop = None
     if config.reward == "learned":
         venv = LearnedRewardVecEnv(venv)
@@ -252,8 +305,14 @@ def train(config: TrainConfig) -> dict:
             save_dir=run_dir, pessimism=config.pessimism, rank_size=config.rank_size,
         )
         pretrain_start = time.time()
-        _pretrain(loop, make_venv(config.seed + 1), initial,
-                  preset.random_steps or 10 * initial * preset.clip_length)
+        if resume and store.num_labels() >= 2:
+            if (run_dir / "reward_model.pt").exists():  # warm start from the last refit
+                model.load_state_dict(RewardEnsemble.load(run_dir, device).state_dict())
+                trainer.keep_feature_stats()
+            loop.fit(epochs=None if (run_dir / "reward_model.pt").exists() else 5 * trainer.epochs)
+        else:
+            _pretrain(loop, make_venv(config.seed + 1), initial,
+                      preset.random_steps or 10 * initial * preset.clip_length)
         pretrain_seconds = time.time() - pretrain_start
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
         callback = PreferenceCallback(
@@ -271,8 +330,17 @@ def train(config: TrainConfig) -> dict:
     algo = {"ppo": PPO, "a2c": A2C}[config.algo]
     ppo = algo("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed, device=device, verbose=0,
                tensorboard_log=str(run_dir / "tb"), **algo_kwargs)
+    resumed_from = 0
+    if checkpoint is not None:
+        try:
+            ppo.set_parameters(str(checkpoint), device=device)  # tensors only: no code from the run runs
+        except Exception as exc:  # a checkpoint cut short by the kill: one clear line, nothing lost
+            raise PrefrlError(f"{checkpoint} cannot be read ({type(exc).__name__}): delete it and resume again "
+                              "from the one before") from None
+        ppo.num_timesteps = resumed_from = done_steps
     learn_start = time.time()
-    ppo.learn(steps, callback=[callback, checkpoints], progress_bar=config.progress_bar, tb_log_name=config.algo)
+    ppo.learn(max(0, steps - resumed_from), callback=[callback, checkpoints], progress_bar=config.progress_bar,
+              tb_log_name=config.algo, reset_num_timesteps=not resume)
     learn_seconds = time.time() - learn_start
     metrics.close()
     ppo.save(run_dir / "policy.zip")
@@ -301,14 +369,15 @@ def train(config: TrainConfig) -> dict:
         "rm_val_accuracy": loop.last_stats.val_accuracy if loop and loop.last_stats else None,
         "wall_seconds": round(time.time() - start, 1),
         "learn_seconds": round(learn_seconds, 1),
-        "steps_per_second": round(ppo.num_timesteps / learn_seconds, 1),
+        "steps_per_second": round((ppo.num_timesteps - resumed_from) / max(learn_seconds, 1e-9), 1),
         "device": device,
         # Wall seconds of each stage the preference loop adds inside learn (see PreferenceCallback).
         "loop_seconds": {k: round(v, 1) for k, v in callback.seconds.items()} if loop else None,
         "pretrain_seconds": round(pretrain_seconds, 1) if loop else None,
+        "resumed_from_step": resumed_from if resume else None,
         "run_dir": str(run_dir),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
     venv.close()
     if store is not None:
         store.close()
@@ -329,6 +398,10 @@ def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, random_step
         raise PrefrlError("the random policy produced too few distinct clips to query: lower the clip length or --rank-size")
     if loop.teacher is None:
         _wait_for_labels(loop.store)
+    elif loop.store.num_labels() < 2:
+        raise TrainingError(f"the teacher labeled {loop.store.num_labels()} of the {loop.asked} initial queries (it "
+                            f"skipped the rest): the reward model needs at least 2 labels to start; lower the "
+                            f"teacher's skip threshold or ask more --initial-labels")
     loop.fit(epochs=5 * loop.trainer.epochs)  # from scratch: longer than the warm-started refits
 
 

@@ -127,6 +127,7 @@ class PPOSettings:
         epochs, minibatch: passes over each rollout and its minibatch size.
         clip_range: PPO's ε, also the value clip.
         lr: Adam learning rate; gamma, lam: GAE over the completion's tokens.
+        min_new, max_new: fewest and most tokens a completion may have (EOS included).
     """
 
     iterations: int = 150
@@ -141,6 +142,7 @@ class PPOSettings:
     lr: float = 1e-3
     gamma: float = 1.0
     lam: float = 0.95
+    min_new: int = 0
     max_new: int = 12
 
 
@@ -180,7 +182,7 @@ def ppo(policy: TinyLM, ref: TinyLM, rm: RewardModel, prompts_fn, settings: PPOS
         prompts = prompts_fn(settings.batch_size)
         prompt_ids = TOKENIZER.prompts(prompts)
         policy.eval()
-        gen = policy.generate(prompt_ids, settings.max_new, generator)
+        gen = policy.generate(prompt_ids, settings.max_new, generator, min_new=settings.min_new)
         ids = torch.cat([prompt_ids, gen], 1)
         start = prompt_ids.shape[1]
         mask = (gen != Tokenizer.pad).float()

@@ -129,17 +129,20 @@ class TinyLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, prompt_ids: torch.Tensor, max_new: int, generator: torch.Generator | None = None,
-                 temperature: float = 1.0) -> torch.Tensor:
-        """Sample ``max_new`` tokens after left-padded prompts (B, P); returns (B, max_new). Tokens
-        after a row's EOS are PAD."""
+                 temperature: float = 1.0, min_new: int = 0) -> torch.Tensor:
+        """Sample up to ``max_new`` tokens after left-padded prompts (B, P); returns (B, max_new). Tokens
+        after a row's EOS are PAD; EOS is not sampled before ``min_new`` tokens (a task with a fixed
+        completion length keeps the policy from ending early, outside what the reward model saw)."""
         ids = prompt_ids
         done = torch.zeros(len(ids), dtype=torch.bool, device=ids.device)
         out = []
-        for _ in range(max_new):
+        for step in range(max_new):
             logits = self(ids)[0][:, -1] / temperature
             logits[:, Tokenizer.pad] = -float("inf")
             logits[:, Tokenizer.bos] = -float("inf")
             logits[:, Tokenizer.sep] = -float("inf")
+            if step < min_new:
+                logits[:, Tokenizer.eos] = -float("inf")
             token = torch.multinomial(F.softmax(logits, -1), 1, generator=generator).squeeze(1)
             token = torch.where(done, torch.full_like(token, Tokenizer.pad), token)
             done |= token == Tokenizer.eos

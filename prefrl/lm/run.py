@@ -83,21 +83,22 @@ class LMRun:
                 raise PrefrlError(f"--{name.replace('_', '-')} {path} is not a file: give a JSONL file")
 
 
-def _sample(model: TinyLM, prompts: list[str], generator: torch.Generator, max_new: int) -> list[str]:
+def _sample(model: TinyLM, prompts: list[str], generator: torch.Generator, lengths: tuple[int, int]) -> list[str]:
+    """One completion per prompt, of ``lengths`` = (fewest, most) tokens, EOS included."""
     model.eval()
     out = []
     for i in range(0, len(prompts), 256):
-        gen = model.generate(TOKENIZER.prompts(prompts[i:i + 256]), max_new, generator)
+        gen = model.generate(TOKENIZER.prompts(prompts[i:i + 256]), lengths[1], generator, min_new=lengths[0])
         out += [TOKENIZER.decode(row.tolist()) for row in gen]
     return out
 
 
 @torch.no_grad()
 def _evaluate(policy: TinyLM, ref: TinyLM, prompts: list[str], task: TopicTask | None, generator: torch.Generator,
-              max_new: int) -> dict:
+              lengths: tuple[int, int]) -> dict:
     """The rule's mean true score of one sample per prompt, and the KL of policy from reference
     estimated on those samples (mean over samples of Σ_t log π − log π_ref)."""
-    completions = _sample(policy, prompts, generator, max_new)
+    completions = _sample(policy, prompts, generator, lengths)
     kl = (completion_logprobs(policy, prompts, completions) - completion_logprobs(ref, prompts, completions)).mean()
     return {"true_score": float(np.mean([task.score(p, c) for p, c in zip(prompts, completions)])) if task else None,
             "kl_to_sft": float(kl), "example": {"prompt": prompts[0], "completion": completions[0]}}
@@ -129,8 +130,10 @@ def run_lm(config: LMRun) -> dict:
     # 1. SFT
     sft_rows = _load(config.sft_data, "sft") if config.sft_data else task.sft_data(config.sft_rows, rng)
     write_jsonl(run_dir / "sft.jsonl", sft_rows)
-    max_new = max(len(r["completion"]) for r in sft_rows) + 4
-    longest = max(len(r["prompt"]) for r in sft_rows) + max_new + 3
+    # Completions as long as the SFT data's, EOS included: a policy that ended sooner or ran longer
+    # would be outside what the reward model was fitted on (and exploit it there).
+    lengths = (min(len(r["completion"]) for r in sft_rows), max(len(r["completion"]) for r in sft_rows) + 1)
+    longest = max(len(r["prompt"]) for r in sft_rows) + lengths[1] + 2
     model = TinyLM(LMConfig(max_len=max(64, longest)))
     sft_loss = sft(model, sft_rows, steps=config.sft_steps, rng=rng)
     model.save(run_dir / "sft")
@@ -138,7 +141,7 @@ def run_lm(config: LMRun) -> dict:
     prompt_pool = [r["prompt"] for r in sft_rows]
     eval_prompts = task.prompts(512, np.random.default_rng(10_000 + config.seed)) if not own_data else \
         [prompt_pool[i] for i in np.random.default_rng(10_000).choice(len(prompt_pool), min(512, len(prompt_pool)), False)]
-    before = _evaluate(ref, ref, eval_prompts, None if own_data else task, generator, max_new)
+    before = _evaluate(ref, ref, eval_prompts, None if own_data else task, generator, lengths)
 
     def draw_prompts(n: int) -> list[str]:
         return task.prompts(n, rng) if not own_data else [prompt_pool[i] for i in rng.integers(0, len(prompt_pool), n)]
@@ -150,7 +153,7 @@ def run_lm(config: LMRun) -> dict:
             pref_rows = _load(config.kto_data, "kto")
         else:
             prompts = draw_prompts(config.labels)
-            completions = _sample(ref, prompts, generator, max_new)
+            completions = _sample(ref, prompts, generator, lengths)
             scores = np.array([task.score(p, c) for p, c in zip(prompts, completions)])
             threshold = np.median(scores)  # desirable: above the SFT model's median score
             pref_rows = [{"prompt": p, "completion": c, "label": bool(s > threshold)}
@@ -162,7 +165,7 @@ def run_lm(config: LMRun) -> dict:
         pref_rows = []
         while len(pref_rows) < config.labels:
             prompts = draw_prompts(config.labels)
-            groups = [_sample(ref, prompts, generator, max_new) for _ in range(k)]
+            groups = [_sample(ref, prompts, generator, lengths) for _ in range(k)]
             for j, p in enumerate(prompts):
                 items = sorted({g[j] for g in groups}, key=lambda c: -task.score(p, c))
                 if len(items) < k or task.score(p, items[0]) == task.score(p, items[-1]):
@@ -186,13 +189,13 @@ def run_lm(config: LMRun) -> dict:
         rm = RewardModel(clone(model))
         summary.update(fit_reward_model(rm, train_rows, val_rows, epochs=config.epochs, rng=rng))
         reference_prompts = draw_prompts(512)
-        rm.normalize(reference_prompts, _sample(ref, reference_prompts, generator, max_new))
+        rm.normalize(reference_prompts, _sample(ref, reference_prompts, generator, lengths))
         rm.lm.save(run_dir / "reward_model")
         policy = clone(model)
         torch.nn.init.zeros_(policy.scalar_head.weight)
         torch.nn.init.zeros_(policy.scalar_head.bias)
         settings = PPOSettings(iterations=config.ppo_iterations, kl_coef=config.kl_coef, ptx_coef=config.ptx_coef,
-                               kl_estimator=config.kl_estimator, max_new=max_new)
+                               kl_estimator=config.kl_estimator, min_new=lengths[0], max_new=lengths[1])
         log = ppo(policy, ref, rm, draw_prompts, settings, sft_rows=sft_rows, rng=rng, generator=generator)
         summary["rm_score_first_last"] = [round(log[0]["rm_score"], 3), round(log[-1]["rm_score"], 3)]
         write_jsonl(run_dir / "ppo_log.jsonl", log)
@@ -209,7 +212,7 @@ def run_lm(config: LMRun) -> dict:
                           + completion_logprobs(ref, p, [r["rejected"] for r in val_rows]))
             summary["implicit_reward_accuracy"] = float((margin > 0).float().mean())
     policy.save(run_dir / "policy")
-    after = _evaluate(policy, ref, eval_prompts, None if own_data else task, generator, max_new)
+    after = _evaluate(policy, ref, eval_prompts, None if own_data else task, generator, lengths)
     summary.update({
         "true_score_sft": before["true_score"], "true_score_final": after["true_score"],
         "kl_to_sft": round(after["kl_to_sft"], 3), "example": after["example"],

@@ -1,0 +1,129 @@
+"""No label lost: SIGKILLed writers and training runs, --resume, and bad input that must give one line."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prefrl.cli import main
+from prefrl.clips import Clip
+from prefrl.faults import check_store, kill_writer_drill, make_store
+from prefrl.store import PreferenceStore
+
+
+def test_a_killed_writer_never_loses_an_acknowledged_label(tmp_path):
+    path = tmp_path / "store.sqlite"
+    make_store(path, 20_000).close()
+    result = kill_writer_drill(path, kills=8, seed=0, max_wait=0.5)
+    assert result["problems"] == [] and result["acknowledged"] > 0
+
+
+def test_a_killed_training_run_keeps_its_labels_and_resumes_without_asking_a_pair_twice(tmp_path, capsys):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "prefrl.cli", "train", "cartpole", "--labels", "40",
+                             "--steps", "30000", "--run-dir", str(run), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list((run / "checkpoints").glob("policy_*_steps.zip")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+    assert check_store(run / "store.sqlite", set()) == []
+    with PreferenceStore(run / "store.sqlite", create=False) as store:
+        before = {c.id: c.preference for c in store.comparisons("labeled")}
+    assert before
+
+    assert main(["train", "--resume", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed_from_step"] > 0 and summary["timesteps"] >= 30_000
+    with PreferenceStore(run / "store.sqlite", create=False) as store:
+        after = store.comparisons("labeled")
+    assert {c.id: c.preference for c in after if c.id in before} == before  # every label kept, unchanged
+    pairs = [frozenset((c.left_id, c.right_id)) for c in after]
+    assert len(pairs) == len(set(pairs)) == summary["labels_used"] == 40
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 2  # a finished run is not resumed again
+    assert "already finished" in capsys.readouterr().err
+
+
+def _one_line_error(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_a_corrupt_store_is_refused_and_left_as_it_was(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    garbage = np.random.default_rng(0).bytes(5000)
+    (run / "store.sqlite").write_bytes(garbage)
+    _one_line_error(capsys, ["train", "cartpole", "--run-dir", str(run)], "is not a readable prefrl store")
+    _one_line_error(capsys, ["label", str(run)], "is not a readable prefrl store")
+    assert (run / "store.sqlite").read_bytes() == garbage
+
+
+def test_resume_refuses_clips_of_another_shape_and_keeps_them(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"env": "cartpole", "labels": 20, "steps": 2048}))
+    rng = np.random.default_rng(0)
+    with PreferenceStore(run / "store.sqlite", env="cartpole") as store:  # 3 numbers a step; cartpole has 4
+        ids = store.add_clips([Clip(rng.normal(size=(50, 3)).astype(np.float32), rng.integers(0, 2, 50),
+                                    np.ones(50, np.float32)) for _ in range(4)])
+        queries = store.add_queries([(ids[0], ids[1]), (ids[2], ids[3])], source="oracle")
+        store.record_labels([(q, 1.0) for q in queries], labeler="oracle")
+    _one_line_error(capsys, ["train", "--resume", str(run)], "has observations (3,) and actions () a step, but the env has (4,)")
+    with PreferenceStore(run / "store.sqlite", create=False) as store:
+        assert store.num_labels() == 2
+
+
+def test_a_reward_model_that_outputs_nan_stops_training_with_one_line_and_keeps_the_labels(tmp_path, capsys,
+                                                                                          monkeypatch):
+    import torch
+
+    from prefrl.reward_model import RewardEnsemble
+
+    real_raw = RewardEnsemble.raw
+    monkeypatch.setattr(RewardEnsemble, "raw", lambda self, x: real_raw(self, x) * torch.tensor(float("nan")))
+    run = tmp_path / "run"
+    _one_line_error(capsys, ["train", "cartpole", "--labels", "12", "--steps", "2048", "--run-dir", str(run),
+                             "--no-progress"], "reward-model training diverged on")
+    with PreferenceStore(run / "store.sqlite", create=False) as store:
+        assert store.num_labels() > 0 and check_store(run / "store.sqlite", set()) == []
+    assert not (run / "reward_model.pt").exists()
+
+
+def test_a_teacher_that_skips_every_initial_query_gives_one_line(tmp_path, capsys, monkeypatch):
+    from prefrl.teachers import SimulatedTeacher
+
+    monkeypatch.setattr(SimulatedTeacher, "__call__", lambda self, pairs: [None] * len(pairs))  # "can't tell"
+    _one_line_error(capsys, ["train", "cartpole", "--teacher", "skip", "--labels", "12", "--steps", "2048",
+                             "--run-dir", str(tmp_path / "run"), "--no-progress"],
+                    "the reward model needs at least 2 labels to start")
+
+
+@pytest.mark.skipif(not Path("/sys").exists(), reason="needs a read-only /sys")
+def test_a_run_directory_on_a_read_only_path_gives_one_line(capsys):
+    _one_line_error(capsys, ["train", "cartpole", "--run-dir", "/sys/prefrl-run"], "cannot write to run directory")
+
+
+def test_resume_without_a_run_gives_one_line(tmp_path, capsys):
+    _one_line_error(capsys, ["train", "--resume", str(tmp_path)], "holds no config.json")
+    _one_line_error(capsys, ["train"], "train needs an env")
+
+
+def test_the_store_holds_no_pickles(tmp_path):
+    path = tmp_path / "store.sqlite"
+    make_store(path, 10).close()
+    db = sqlite3.connect(path)
+    for (blob,) in db.execute("SELECT obs FROM clips"):
+        assert not blob.startswith(b"\x80")  # a pickle's first byte; ours are zlib-compressed np.save bytes
+    db.close()

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from prefrl.clips import ClipRecorder
@@ -28,7 +27,7 @@ from prefrl.envs import make_env, resolve
 from prefrl.learned_reward import LearnedRewardVecEnv
 from prefrl.presets import preset_for
 from prefrl.reward_model import RewardEnsemble, step_features
-from prefrl.train import TrainConfig, train
+from prefrl.train import TrainConfig, load_policy, train
 
 
 def held_out_clips(env: str, policy, n_clips: int, clip_length: int, seed: int):
@@ -72,9 +71,9 @@ def main() -> None:
     clip_length = preset_for(spec.name, spec.atari).clip_length
     checkpoints = sorted((run_dir / "checkpoints").glob("policy_*_steps.zip"),
                          key=lambda p: int(p.stem.split("_")[1]))
-    policies = {"random": None, "final": PPO.load(run_dir / "policy.zip", device="cpu")}
+    policies = {"random": None, "final": load_policy(run_dir, run_dir / "policy.zip")}
     if checkpoints:
-        policies["mid"] = PPO.load(checkpoints[len(checkpoints) // 2], device="cpu")
+        policies["mid"] = load_policy(run_dir, checkpoints[len(checkpoints) // 2])
     learned, true, source = [], [], []
     probe = make_env(args.env)
     for k, (name, policy) in enumerate(policies.items()):

@@ -76,16 +76,15 @@ def pair_accuracy(learned: np.ndarray, true: np.ndarray) -> tuple[float | None, 
 
 
 def _policies(run_dir: Path) -> dict:
-    from stable_baselines3 import A2C, PPO
+    """The run's saved policies, loaded as tensors only (see :func:`prefrl.train.load_policy`)."""
+    from .train import load_policy
 
-    algo = {"ppo": PPO, "a2c": A2C}[json.loads((run_dir / "config.json").read_text()).get("algo", "ppo")] \
-        if (run_dir / "config.json").exists() else PPO
     policies: dict = {"random": None}
     checkpoints = sorted((run_dir / "checkpoints").glob("policy_*_steps.zip"), key=lambda p: int(p.stem.split("_")[1]))
     for path in checkpoints:
-        policies[f"checkpoint {path.stem.split('_')[1]}"] = algo.load(path, device="cpu")
+        policies[f"checkpoint {path.stem.split('_')[1]}"] = load_policy(run_dir, path)
     if (run_dir / "policy.zip").exists():
-        policies["final"] = algo.load(run_dir / "policy.zip", device="cpu")
+        policies["final"] = load_policy(run_dir, run_dir / "policy.zip")
     return policies
 
 

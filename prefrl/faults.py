@@ -7,7 +7,8 @@ it is the writer process:
     python -m prefrl.faults writer STORE LABELER [RATE]
 
 which claims pending comparisons one at a time, labels each, and prints ``ack <id>`` after the commit
-returns (RATE labels per second at most; 0: as fast as it can).
+returns (RATE labels per second at most; 0: as fast as it can); ``python -m prefrl.faults trainer
+STORE`` reads every label and asks new queries twice a second, as the trainer does.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from .clips import Clip
 from .store import PreferenceStore
 
-__all__ = ["make_store", "kill_writer_drill", "check_store"]
+__all__ = ["make_store", "kill_writer_drill", "check_store", "burst_drill"]
 
 
 def make_store(path: str | Path, n_queries: int, seed: int = 0) -> PreferenceStore:
@@ -79,24 +80,82 @@ def kill_writer_drill(path: str | Path, kills: int, seed: int = 0, max_wait: flo
     return {"kills": kills, "acknowledged": len(acknowledged), "problems": problems}
 
 
+def burst_drill(path: str | Path, seconds: float, rate: float = 100.0, ui_rate: float = 5.0) -> dict:
+    """Two labeling processes (claim, label, commit: two UI windows whose people answer ``ui_rate``
+    pairs a second, faster than people do), a scripted writer at ``rate`` labels a second, and a trainer
+    process (every 0.5 s it reads every label and asks 20 new queries) on one store for ``seconds``
+    (after all four have opened it). Returns the labels acknowledged by each, their errors ("database
+    is locked" among them) and the store's problems."""
+    procs, logs = [], []
+    roles = [("writer", "ui-1", ui_rate), ("writer", "ui-2", ui_rate), ("writer", "burst", rate),
+             ("trainer", "trainer", 0.0)]
+    for role, name, r in roles:
+        log = Path(f"{path}.{name}.log")
+        with log.open("w") as out:
+            procs.append(subprocess.Popen([sys.executable, "-m", "prefrl.faults", role, str(path), name, str(r)],
+                                          stdout=out, stderr=subprocess.STDOUT))
+        logs.append(log)
+    while not all(log.read_text().startswith("ready") for log in logs) and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    time.sleep(seconds)
+    for proc in procs:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    acknowledged: dict[str, int] = {}
+    acked: set[int] = set()
+    errors: list[str] = []
+    for (_, name, _), log in zip(roles, logs):
+        lines = log.read_text().split("\n")[:-1]
+        log.unlink()
+        ids = {int(line.split()[1]) for line in lines if line.startswith("ack ")}
+        acknowledged[name] = len(ids)
+        acked |= ids
+        errors += [f"{name}: {line}" for line in lines if not line.startswith(("ack ", "ready", "read "))]
+    return {"seconds": seconds, "acknowledged": acknowledged, "errors": errors, "problems": check_store(path, acked)}
+
+
 def _writer(path: str, labeler: str, rate: float = 0.0) -> None:
     store = PreferenceStore(path, create=False)
     print("ready", flush=True)
     rng = np.random.default_rng()
+    start, done = time.monotonic(), 0
     while True:
-        comparison = store.claim(labeler)
-        if comparison is None:
-            time.sleep(0.01)
+        if rate:  # paced by the clock, not by sleeps after each label: a steady ``rate`` a second
+            time.sleep(max(0.0, start + done / rate - time.monotonic()))
+        try:
+            comparison = store.claim(labeler)
+            if comparison is None:
+                time.sleep(0.01)
+                continue
+            store.record_labels([(comparison.id, float(rng.choice([0.0, 0.5, 1.0])))], labeler=labeler)
+        except sqlite3.Error as exc:
+            print(f"error {type(exc).__name__}: {exc}", flush=True)
             continue
-        store.record_labels([(comparison.id, float(rng.choice([0.0, 0.5, 1.0])))], labeler=labeler)
         print(f"ack {comparison.id}", flush=True)  # only after the commit has returned
-        if rate:
-            time.sleep(1.0 / rate)
+        done += 1
+
+
+def _trainer(path: str) -> None:
+    """The trainer's side of the store: read every label, ask a batch of new queries, twice a second."""
+    store = PreferenceStore(path, create=False)
+    print("ready", flush=True)
+    rng = np.random.default_rng()
+    clip_ids = store.clip_ids()
+    while True:
+        try:
+            n = len(store.comparisons("labeled"))
+            store.add_queries([tuple(int(v) for v in rng.choice(clip_ids, 2, replace=False)) for _ in range(20)],
+                              source="drill")
+            print(f"read {n}", flush=True)
+        except sqlite3.Error as exc:
+            print(f"error {type(exc).__name__}: {exc}", flush=True)
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "writer":
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _writer(sys.argv[2], sys.argv[3], float(sys.argv[4]) if len(sys.argv) > 4 else 0.0)
+    elif len(sys.argv) >= 3 and sys.argv[1] == "trainer":
+        _trainer(sys.argv[2])
     else:
-        sys.exit("usage: python -m prefrl.faults writer STORE LABELER [RATE]")
+        sys.exit("usage: python -m prefrl.faults writer STORE LABELER [RATE] | trainer STORE")

@@ -216,6 +216,30 @@ def _latest_checkpoint(run_dir: Path) -> tuple[Path | None, int]:
     return path, steps
 
 
+def load_policy(run_dir: str | Path, path: str | Path, device: str = "cpu"):
+    """A run's saved policy (``policy.zip`` or a checkpoint), read as tensors only.
+
+    SB3's own ``PPO.load`` unpickles the zip's data part, which can run code: a run from someone
+    else must never be opened that way. Here the algorithm is rebuilt from the run's
+    ``config.json`` (JSON) and the preset, and only the zip's ``state_dict`` tensors are loaded
+    (``set_parameters``, ``torch.load(weights_only=True)``).
+    """
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    spec = resolve(config["env"])
+    algo_name = config.get("algo", "ppo")
+    _, kwargs = preset_for(spec.name, spec.atari).algo(algo_name)
+    venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.get("fixed_horizon", True))])
+    algo = {"ppo": PPO, "a2c": A2C}[algo_name]("CnnPolicy" if spec.atari else "MlpPolicy", venv, device=device,
+                                               verbose=0, **kwargs)
+    try:
+        algo.set_parameters(str(path), device=device)
+    except Exception as exc:
+        raise PrefrlError(f"{path} cannot be read as a policy of this run ({type(exc).__name__}): it may have been cut "
+                          "short by a kill; delete it or use another checkpoint") from None
+    return algo
+
+
 def resume(run_dir: str | Path) -> dict:
     """Continue a killed run from its last policy checkpoint, with every label in its store.
 

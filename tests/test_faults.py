@@ -13,7 +13,7 @@ import pytest
 
 from prefrl.cli import main
 from prefrl.clips import Clip
-from prefrl.faults import check_store, kill_writer_drill, make_store
+from prefrl.faults import burst_drill, check_store, kill_writer_drill, make_store
 from prefrl.store import PreferenceStore
 
 
@@ -127,3 +127,50 @@ def test_the_store_holds_no_pickles(tmp_path):
     for (blob,) in db.execute("SELECT obs FROM clips"):
         assert not blob.startswith(b"\x80")  # a pickle's first byte; ours are zlib-compressed np.save bytes
     db.close()
+
+
+def test_two_labeling_windows_a_burst_writer_and_the_trainer_share_one_store_without_locking(tmp_path):
+    path = tmp_path / "store.sqlite"
+    make_store(path, 20_000).close()
+    result = burst_drill(path, seconds=4, rate=100)
+    assert result["errors"] == [] and result["problems"] == []
+    assert result["acknowledged"]["burst"] > 200 and min(result["acknowledged"].values()) >= 0
+    assert result["acknowledged"]["ui-1"] > 0 and result["acknowledged"]["ui-2"] > 0
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {_Payload.marker}",))
+
+
+def test_opening_a_runs_policy_never_runs_code_from_it(tmp_path):
+    import base64
+    import pickle
+    import zipfile
+
+    from stable_baselines3 import PPO
+
+    from prefrl.train import load_policy
+
+    run = tmp_path / "run"
+    assert main(["train", "cartpole", "--reward", "true", "--steps", "2048", "--run-dir", str(run),
+                 "--no-progress"]) == 0
+    _Payload.marker = tmp_path / "ran"
+    # Plant a pickled payload in the zip's data part, where SB3 keeps its cloudpickled objects.
+    src, bad = run / "policy.zip", tmp_path / "policy.zip"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.namelist():
+            blob = zin.read(item)
+            if item == "data":
+                data = json.loads(blob)
+                data["learning_rate"] = {":type:": "<class 'function'>",
+                                         ":serialized:": base64.b64encode(pickle.dumps(_Payload())).decode()}
+                blob = json.dumps(data).encode()
+            zout.writestr(item, blob)
+    bad.replace(src)
+    policy = load_policy(run, src)
+    assert not _Payload.marker.exists() and policy.predict(np.zeros(4, np.float32))[0] in (0, 1)
+    PPO.load(src, device="cpu")  # SB3's own loader unpickles it: the drill is real
+    assert _Payload.marker.exists()

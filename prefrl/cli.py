@@ -65,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     lm.add_argument("--kl-estimator", default="k1", help="k1 (log-ratio) or k3 (non-negative) per-token KL")
     lm.add_argument("--ptx-coef", type=float, default=0.0, help="PPO-ptx: weight of the SFT loss mixed into PPO")
     lm.add_argument("--ppo-iterations", type=int, default=150)
-    lm.add_argument("--epochs", type=int, default=5, help="passes over the preferences")
+    lm.add_argument("--epochs", type=int, default=None,
+                    help="passes over the preferences (default: 5 for the reward model, 3 for DPO/IPO/KTO)")
     lm.add_argument("--sft-data", default=None, help="your prompt/completion JSONL instead of the synthetic task's")
     lm.add_argument("--pair-data", default=None, help="your prompt/chosen/rejected JSONL")
     lm.add_argument("--kto-data", default=None, help="your prompt/completion/label JSONL (for --method kto)")

@@ -43,7 +43,8 @@ class LMRun:
         kl_coef, ptx_coef, ppo_iterations, kl_estimator: see :class:`prefrl.lm.methods.PPOSettings`.
         sft_data, pair_data, kto_data: JSONL files to use instead of the synthetic task's (see
             :mod:`prefrl.lm.data`); with any of them the rule's true score is not reported.
-        epochs: passes over the preferences (reward model, DPO, IPO, KTO).
+        epochs: passes over the preferences (None: 5 for the reward model; 3 for DPO, IPO and KTO, which
+            drift far from the SFT model with more: DPO with 6 reached KL 9.9 nats and a lower score).
     """
 
     method: str = "ppo"
@@ -58,7 +59,7 @@ class LMRun:
     ptx_coef: float = 0.0
     kl_estimator: str = "k1"
     ppo_iterations: int = 150
-    epochs: int = 5
+    epochs: int | None = None
     sft_data: str | None = None
     pair_data: str | None = None
     kto_data: str | None = None
@@ -187,7 +188,7 @@ def run_lm(config: LMRun) -> dict:
                      "sft_loss": round(sft_loss, 4)}
     if config.method == "ppo":
         rm = RewardModel(clone(model))
-        summary.update(fit_reward_model(rm, train_rows, val_rows, epochs=config.epochs, rng=rng))
+        summary.update(fit_reward_model(rm, train_rows, val_rows, epochs=config.epochs or 5, rng=rng))
         reference_prompts = draw_prompts(512)
         rm.normalize(reference_prompts, _sample(ref, reference_prompts, generator, lengths))
         rm.lm.save(run_dir / "reward_model")
@@ -201,7 +202,7 @@ def run_lm(config: LMRun) -> dict:
         write_jsonl(run_dir / "ppo_log.jsonl", log)
     else:
         policy = clone(model)
-        losses = direct(config.method, policy, ref, train_rows, epochs=config.epochs, beta=config.beta, rng=rng)
+        losses = direct(config.method, policy, ref, train_rows, epochs=config.epochs or 3, beta=config.beta, rng=rng)
         summary["loss_first_last"] = [round(float(np.mean(losses[:5])), 4), round(float(np.mean(losses[-5:])), 4)]
         if config.method != "kto":  # the implicit reward β·log(π/π_ref) on held-out pairs
             with torch.no_grad():

@@ -156,3 +156,24 @@ def test_cli_defaults_match_the_config_and_bad_input_is_one_line(capsys, tmp_pat
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def test_log_probs_are_those_of_the_distribution_generation_samples_from():
+    from prefrl.lm.methods import generated_logprobs
+
+    torch.manual_seed(2)
+    model = TinyLM(LMConfig(d_model=32, n_layers=1, n_heads=2)).eval()
+    tok = Tokenizer()
+    prompt = tok.prompts(["abcd"] * 4000)
+    with torch.no_grad():
+        probs = torch.softmax(model(prompt)[0][0, -1], -1)
+        assert probs[[tok.pad, tok.bos, tok.sep]].sum() < 1e-30  # tokens the model never writes
+        gen = model.generate(prompt, 1, torch.Generator().manual_seed(0), min_new=1)
+        logp, _ = generated_logprobs(model, torch.cat([prompt, gen], 1), prompt.shape[1], min_new=1)
+    assert (gen != tok.eos).all()
+    # each sampled token's frequency matches exp(log-prob) under the same (EOS-masked) distribution
+    token = gen[:, 0]
+    for t in torch.unique(token)[:5]:
+        freq = (token == t).float().mean().item()
+        p = logp[token == t][0].exp().item()
+        assert abs(freq - p) < 4 * (p * (1 - p) / len(token)) ** 0.5 + 1e-3

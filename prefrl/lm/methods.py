@@ -14,7 +14,8 @@ from ..losses import (bradley_terry_loss, dpo_loss, ipo_loss, kl_penalty, kto_lo
                       ppo_policy_loss, ppo_value_loss, ptx_loss)
 from .model import TinyLM, Tokenizer, sequence_logprobs
 
-__all__ = ["sft", "completion_logprobs", "RewardModel", "fit_reward_model", "PPOSettings", "ppo", "direct"]
+__all__ = ["sft", "completion_logprobs", "generated_logprobs", "RewardModel", "fit_reward_model", "PPOSettings", "ppo",
+           "direct"]
 
 TOKENIZER = Tokenizer()
 
@@ -160,13 +161,18 @@ def _gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma:
     return adv * mask
 
 
-def _rollout_logprobs(model: TinyLM, ids: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits-derived log-probs and values for the generated tokens ids[:, start:]: each token's
-    log-prob and the value of the state it was chosen in (B, N), and the logits (B, N, V)."""
+def generated_logprobs(model: TinyLM, ids: torch.Tensor, start: int, min_new: int = 0
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For tokens ids[:, start:] that :meth:`TinyLM.generate` wrote after prompts of width ``start``:
+    each token's log-prob under the distribution generation samples from (EOS impossible for the
+    first ``min_new``) and the value of the state it was chosen in, (B, N) each."""
     logits, values = model(ids)
     logits = logits[:, start - 1:-1]
+    if min_new:
+        logits = logits.clone()
+        logits[:, :min_new, Tokenizer.eos] = -1e4
     logp = torch.log_softmax(logits, -1).gather(2, ids[:, start:, None]).squeeze(2)
-    return logp, values[:, start - 1:-1], logits
+    return logp, values[:, start - 1:-1]
 
 
 def ppo(policy: TinyLM, ref: TinyLM, rm: RewardModel, prompts_fn, settings: PPOSettings, *,
@@ -187,8 +193,8 @@ def ppo(policy: TinyLM, ref: TinyLM, rm: RewardModel, prompts_fn, settings: PPOS
         start = prompt_ids.shape[1]
         mask = (gen != Tokenizer.pad).float()
         with torch.no_grad():
-            old_logp, old_values, _ = _rollout_logprobs(policy, ids, start)
-            ref_logp, _, _ = _rollout_logprobs(ref, ids, start)
+            old_logp, old_values = generated_logprobs(policy, ids, start, settings.min_new)
+            ref_logp, _ = generated_logprobs(ref, ids, start, settings.min_new)
             completions = [TOKENIZER.decode(row.tolist()) for row in gen]
             score = rm(prompts, completions)
             kl = kl_penalty(old_logp, ref_logp, settings.kl_estimator) * mask
@@ -203,7 +209,7 @@ def ppo(policy: TinyLM, ref: TinyLM, rm: RewardModel, prompts_fn, settings: PPOS
         policy.train()
         for idx in _batches(len(gen), settings.minibatch, rng, settings.epochs):
             idx = torch.as_tensor(idx)
-            logp, values, _ = _rollout_logprobs(policy, ids[idx], start)
+            logp, values = generated_logprobs(policy, ids[idx], start, settings.min_new)
             loss = (ppo_policy_loss(logp, old_logp[idx], adv[idx], settings.clip_range, mask[idx])
                     + settings.vf_coef * ppo_value_loss(values, old_values[idx], returns[idx], settings.clip_range,
                                                         mask[idx]))

@@ -80,6 +80,10 @@ class LMConfig:
     dropout: float = 0.0
 
 
+_NEVER_WRITTEN = torch.zeros(Tokenizer.vocab_size, dtype=torch.bool)
+_NEVER_WRITTEN[[Tokenizer.pad, Tokenizer.bos, Tokenizer.sep]] = True
+
+
 class TinyLM(nn.Module):
     """A GPT-style decoder: token and position embeddings, pre-norm causal self-attention blocks,
     a language-model head and a scalar head (the value of PPO's policy, or a reward model's score).
@@ -117,9 +121,18 @@ class TinyLM(nn.Module):
         return self.norm(self.blocks(x, mask=mask))
 
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next-token logits (B, T, V) and the scalar head at every position (B, T)."""
+        """Next-token logits (B, T, V) and the scalar head at every position (B, T).
+
+        PAD, BOS and SEP are placed by the tokenizer, never written by the model: their logits are a
+        constant −1e4, so every distribution the model gives (sampling, PPO's log-probs, the KL) is
+        the same one over the tokens it can write. (With them free, PPO learned to move probability
+        onto tokens generation never samples, which lowers log π of what it does sample and turns the
+        KL penalty into a bonus.)
+        """
         h = self.hidden(ids)
-        return self.lm_head(h), self.scalar_head(h).squeeze(-1)
+        logits = self.lm_head(h)
+        logits = logits.masked_fill(_NEVER_WRITTEN.to(logits.device), -1e4)
+        return logits, self.scalar_head(h).squeeze(-1)
 
     def score(self, ids: torch.Tensor) -> torch.Tensor:
         """The scalar head at each row's last non-PAD token (B,): a reward model's score of a sequence."""
@@ -138,11 +151,8 @@ class TinyLM(nn.Module):
         out = []
         for step in range(max_new):
             logits = self(ids)[0][:, -1] / temperature
-            logits[:, Tokenizer.pad] = -float("inf")
-            logits[:, Tokenizer.bos] = -float("inf")
-            logits[:, Tokenizer.sep] = -float("inf")
             if step < min_new:
-                logits[:, Tokenizer.eos] = -float("inf")
+                logits[:, Tokenizer.eos] = -1e4
             token = torch.multinomial(F.softmax(logits, -1), 1, generator=generator).squeeze(1)
             token = torch.where(done, torch.full_like(token, Tokenizer.pad), token)
             done |= token == Tokenizer.eos
@@ -164,9 +174,20 @@ class TinyLM(nn.Module):
         return model
 
 
-def sequence_logprobs(model: TinyLM, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def sequence_logprobs(model: TinyLM, ids: torch.Tensor, mask: torch.Tensor, min_new: int = 0) -> torch.Tensor:
     """Log-probability of each token under ``model`` given the tokens before it, (B, T−1) for tokens
-    1..T−1, times ``mask[:, 1:]`` (so summing over dim 1 gives a completion's log-probability)."""
+    1..T−1, times ``mask[:, 1:]`` (so summing over dim 1 gives a completion's log-probability).
+
+    With ``min_new``, EOS is impossible among the first ``min_new`` completion tokens (mask 1), as in
+    :meth:`TinyLM.generate`: the log-probs are those of the distribution generation samples from.
+    """
     logits, _ = model(ids)
-    logp = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, 1:, None]).squeeze(2)
+    logits = logits[:, :-1]
+    if min_new:
+        # position of each predicted token within its completion: 0 for the first masked-in token
+        offset = mask[:, 1:].cumsum(1) - 1
+        early = (mask[:, 1:] > 0) & (offset < min_new)
+        logits = logits.masked_fill(early[..., None] & (torch.arange(logits.shape[-1], device=logits.device)
+                                                         == Tokenizer.eos), -1e4)
+    logp = torch.log_softmax(logits, -1).gather(2, ids[:, 1:, None]).squeeze(2)
     return logp * mask[:, 1:]

@@ -19,8 +19,8 @@ import torch
 
 from ..errors import PrefrlError
 from .data import TopicTask, read_jsonl, write_jsonl
-from .methods import (TOKENIZER, PPOSettings, RewardModel, clone, completion_logprobs, direct, fit_reward_model, ppo,
-                      sft)
+from .methods import (TOKENIZER, PPOSettings, RewardModel, clone, completion_logprobs, direct, fit_reward_model,
+                      generated_logprobs, ppo, sft)
 from .model import LMConfig, TinyLM
 
 __all__ = ["LMRun", "run_lm", "METHODS"]
@@ -98,11 +98,24 @@ def _sample(model: TinyLM, prompts: list[str], generator: torch.Generator, lengt
 def _evaluate(policy: TinyLM, ref: TinyLM, prompts: list[str], task: TopicTask | None, generator: torch.Generator,
               lengths: tuple[int, int]) -> dict:
     """The rule's mean true score of one sample per prompt, and the KL of policy from reference
-    estimated on those samples (mean over samples of Σ_t log π − log π_ref)."""
-    completions = _sample(policy, prompts, generator, lengths)
-    kl = (completion_logprobs(policy, prompts, completions) - completion_logprobs(ref, prompts, completions)).mean()
-    return {"true_score": float(np.mean([task.score(p, c) for p, c in zip(prompts, completions)])) if task else None,
-            "kl_to_sft": float(kl), "example": {"prompt": prompts[0], "completion": completions[0]}}
+    estimated on those samples: the mean over samples of Σ_t log π − log π_ref, both the
+    distributions generation samples from."""
+    policy.eval()
+    scores, kls, first = [], [], None
+    for i in range(0, len(prompts), 256):
+        part = prompts[i:i + 256]
+        prompt_ids = TOKENIZER.prompts(part)
+        gen = policy.generate(prompt_ids, lengths[1], generator, min_new=lengths[0])
+        ids, mask = torch.cat([prompt_ids, gen], 1), (gen != TOKENIZER.pad).float()
+        start = prompt_ids.shape[1]
+        kls.append(((generated_logprobs(policy, ids, start, lengths[0])[0]
+                     - generated_logprobs(ref, ids, start, lengths[0])[0]) * mask).sum(1))
+        completions = [TOKENIZER.decode(row.tolist()) for row in gen]
+        first = first or {"prompt": part[0], "completion": completions[0]}
+        if task is not None:
+            scores += [task.score(p, c) for p, c in zip(part, completions)]
+    return {"true_score": float(np.mean(scores)) if task else None, "kl_to_sft": float(torch.cat(kls).mean()),
+            "example": first}
 
 
 def _load(path: str, kind: str) -> list[dict]:

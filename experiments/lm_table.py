@@ -29,7 +29,10 @@ def main() -> None:
         kwargs = {"method": "ppo"}
         for kv in filter(None, params.split(",")):
             key, _, value = kv.partition("=")
-            kwargs[key] = json.loads(value) if value[:1].isdigit() or value[:1] == "-" else value
+            try:
+                kwargs[key] = json.loads(value)
+            except json.JSONDecodeError:
+                kwargs[key] = value
         configs[name] = kwargs
     lines = ["| run | seeds | accuracy on held-out preferences | true score, SFT | true score, final | KL to SFT (nats) | "
              "wall s |", "|---|---|---|---|---|---|---|"]

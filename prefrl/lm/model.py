@@ -174,20 +174,11 @@ class TinyLM(nn.Module):
         return model
 
 
-def sequence_logprobs(model: TinyLM, ids: torch.Tensor, mask: torch.Tensor, min_new: int = 0) -> torch.Tensor:
+def sequence_logprobs(model: TinyLM, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Log-probability of each token under ``model`` given the tokens before it, (B, T−1) for tokens
-    1..T−1, times ``mask[:, 1:]`` (so summing over dim 1 gives a completion's log-probability).
-
-    With ``min_new``, EOS is impossible among the first ``min_new`` completion tokens (mask 1), as in
-    :meth:`TinyLM.generate`: the log-probs are those of the distribution generation samples from.
-    """
+    1..T−1, times ``mask[:, 1:]`` (so summing over dim 1 gives a completion's log-probability). For
+    what generation wrote, :func:`prefrl.lm.methods.generated_logprobs` gives the log-probs of the
+    distribution it sampled from."""
     logits, _ = model(ids)
-    logits = logits[:, :-1]
-    if min_new:
-        # position of each predicted token within its completion: 0 for the first masked-in token
-        offset = mask[:, 1:].cumsum(1) - 1
-        early = (mask[:, 1:] > 0) & (offset < min_new)
-        logits = logits.masked_fill(early[..., None] & (torch.arange(logits.shape[-1], device=logits.device)
-                                                         == Tokenizer.eos), -1e4)
-    logp = torch.log_softmax(logits, -1).gather(2, ids[:, 1:, None]).squeeze(2)
+    logp = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, 1:, None]).squeeze(2)
     return logp * mask[:, 1:]

@@ -232,12 +232,18 @@ def load_policy(run_dir: str | Path, path: str | Path, device: str = "cpu"):
     venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.get("fixed_horizon", True))])
     algo = {"ppo": PPO, "a2c": A2C}[algo_name]("CnnPolicy" if spec.atari else "MlpPolicy", venv, device=device,
                                                verbose=0, **kwargs)
+    _set_parameters(algo, path, device)
+    return algo
+
+
+def _set_parameters(algo, path: str | Path, device: str) -> None:
+    """Load a policy zip's tensors into ``algo`` (``set_parameters``: ``weights_only``, no code runs);
+    a zip that cannot be read (cut short by a kill) is one clear line."""
     try:
         algo.set_parameters(str(path), device=device)
     except Exception as exc:
         raise PrefrlError(f"{path} cannot be read as a policy of this run ({type(exc).__name__}): it may have been cut "
-                          "short by a kill; delete it or use another checkpoint") from None
-    return algo
+                          "short by a kill; delete it and use the checkpoint before it") from None
 
 
 def resume(run_dir: str | Path) -> dict:
@@ -356,11 +362,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                tensorboard_log=str(run_dir / "tb"), **algo_kwargs)
     resumed_from = 0
     if checkpoint is not None:
-        try:
-            ppo.set_parameters(str(checkpoint), device=device)  # tensors only: no code from the run runs
-        except Exception as exc:  # a checkpoint cut short by the kill: one clear line, nothing lost
-            raise PrefrlError(f"{checkpoint} cannot be read ({type(exc).__name__}): delete it and resume again "
-                              "from the one before") from None
+        _set_parameters(ppo, checkpoint, device)
         ppo.num_timesteps = resumed_from = done_steps
     learn_start = time.time()
     ppo.learn(max(0, steps - resumed_from), callback=[callback, checkpoints], progress_bar=config.progress_bar,

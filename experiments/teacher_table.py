@@ -5,19 +5,18 @@
 Two one-way sweeps around the default (oracle teacher, disagreement queries), each over seeds:
 B-Pref's six teachers with disagreement queries, and the four query strategies with the oracle;
 plus PPO on the true reward for scale. Extra configurations come with ``--extra NAME:key=value,...``
-(keys of ``TrainConfig``, e.g. ``--extra k3:rank_size=3``). Runs whose ``summary.json`` exists are
-read, not rerun, so a killed sweep resumes. ``--workers 2`` runs two at a time (one thread each).
+(keys of ``TrainConfig`` or of the preset, e.g. ``--extra k3:rank_size=3``). Runs are cached by code
+version (``harness.py``): a rerun of the same code resumes a killed sweep, and a rerun after a change
+of code trains again. ``--workers 2`` runs two at a time (one thread each).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from harness import Run, parse_config, run_all
 
 TEACHERS = ["oracle", "noisy", "myopic", "mistake", "skip", "equal"]
 QUERIES = ["random", "disagreement", "entropy", "optimistic"]
@@ -30,38 +29,8 @@ def configs(extra: list[str]) -> dict[str, dict]:
     for query in QUERIES:
         if query != "disagreement":
             out[f"query {query}"] = {"teacher": "oracle", "query": query}
-    for item in extra:
-        name, _, params = item.partition(":")
-        kwargs = {}
-        for kv in filter(None, params.split(",")):
-            key, _, value = kv.partition("=")
-            try:
-                kwargs[key] = json.loads(value)
-            except json.JSONDecodeError:
-                kwargs[key] = value
-        out[name] = kwargs
+    out.update(parse_config(item) for item in extra)
     return out
-
-
-def run_one(job: tuple[str, dict, str, int, int | None, int | None, str]) -> dict:
-    name, kwargs, env, seed, labels, steps, run_dir = job
-    summary_path = Path(run_dir) / "summary.json"
-    if summary_path.exists():
-        return {**json.loads(summary_path.read_text()), "config": name}
-    import torch
-
-    from prefrl.train import TrainConfig, train
-
-    torch.set_num_threads(1)
-    summary = train(TrainConfig(env, labels=labels, steps=steps, seed=seed, run_dir=run_dir, progress_bar=False,
-                                **kwargs))
-    print(json.dumps({"config": name, "env": env, "seed": seed, "true_return": summary["true_return_mean"],
-                      "wall_s": summary["wall_seconds"]}), flush=True)
-    return {**summary, "config": name}
-
-
-def slug(name: str) -> str:
-    return name.replace(" ", "-")
 
 
 def main() -> None:
@@ -78,10 +47,9 @@ def main() -> None:
     table = configs(args.extra)
     if args.only:
         table = {k: v for k, v in table.items() if k in args.only}
-    jobs = [(name, kwargs, env, seed, args.labels, args.steps, str(Path(args.out) / f"{env}-{slug(name)}-s{seed}"))
-            for env in args.envs for seed in args.seeds for name, kwargs in table.items()]
-    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
-        results = list(pool.map(run_one, jobs))
+    runs = [Run(name, env, seed, {**settings, "labels": args.labels, "steps": args.steps})
+            for env in args.envs for seed in args.seeds for name, settings in table.items()]
+    results = [{**r, "config": r["label"]} for r in run_all(runs, args.out, args.workers)]
     report = render(results, table, args)
     Path(args.out, "table.md").write_text(report)
     print(report)

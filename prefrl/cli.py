@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-fixed-horizon", dest="fixed_horizon", action="store_false",
                    help="let episodes end on termination (leaks the reward; for comparison only)")
     t.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bar")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="replace a field of the env's preset for this run (repeatable; values are JSON, e.g. "
+                        "--set reward_epochs=60 --set clip_length=25); `prefrl envs` lists the presets")
 
     sub.add_parser("envs", help="list the environment suite and its presets")
 
@@ -176,8 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"{result['true_score_final']:.3f}, KL to SFT {result['kl_to_sft']:.2f} nats, "
                       f"run directory {result['run_dir']}")
             return 0
-        from .train import TrainConfig, resume, train
+        from .train import TrainConfig, parse_overrides, resume, train
 
+        if args.command == "train":
+            args.overrides = parse_overrides(args.overrides)
         if args.resume:
             summary = resume(args.resume)
         elif args.env is None:

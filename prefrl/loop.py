@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 
 from .clips import Clip, ClipRecorder
+from .diagnostics import RewardCheck, check_reward
 from .exploration import knn_novelty
 from .learned_reward import LearnedRewardVecEnv, StepRecord, relabel_rollout
 from .queries import select_groups
@@ -174,18 +175,36 @@ class PreferenceLoop:
             right = self._clip_rows([c.right_id for c in comparisons])
             pref = torch.as_tensor([c.preference for c in comparisons], dtype=torch.float32, device=self.device)
             batch = ComparisonBatch(left, right, pref, self._clips[:len(self._rows)])
-        val = torch.as_tensor(np.flatnonzero(is_validation(ids)), device=self.device, dtype=torch.long)
-        train = torch.as_tensor(np.flatnonzero(~is_validation(ids)), device=self.device, dtype=torch.long)
+        held_out = is_validation(ids)
+        if held_out.all():  # a handful of labels, all on the validation side: train on them, validate on none
+            held_out[:] = False
+        val = torch.as_tensor(np.flatnonzero(held_out), device=self.device, dtype=torch.long)
+        train = torch.as_tensor(np.flatnonzero(~held_out), device=self.device, dtype=torch.long)
         return batch.subset(train), batch.subset(val)
 
-    def fit(self, epochs: int | None = None) -> TrainStats:
-        """Retrain the ensemble on every labeled comparison in the store (warm start)."""
+    def fit_job(self, epochs: int | None = None) -> Callable[[], TrainStats]:
+        """The refit on every label in the store now, as a call to make now or in another thread.
+
+        The labels are read here; the call trains only the trainer's model. When that is a copy of
+        :attr:`model` (the ensemble PPO's reward and the queries read), PPO and query selection go on
+        with the live ensemble during the fit, and :meth:`adopt` makes the refit one live.
+        """
         train, val = self.labeled()
         self.fitted_labels = train.n + val.n
-        self.last_stats = self.trainer.train(train, val, epochs=epochs)
+        return lambda: self.trainer.train(train, val, epochs=epochs)
+
+    def adopt(self, stats: TrainStats) -> TrainStats:
+        """Make the trainer's refit ensemble the live one (and save it)."""
+        if self.trainer.model is not self.model:
+            self.model.load_state_dict(self.trainer.model.state_dict())
+        self.last_stats = stats
         if self.save_dir is not None:
             self.model.save(self.save_dir)
-        return self.last_stats
+        return stats
+
+    def fit(self, epochs: int | None = None) -> TrainStats:
+        """Retrain the ensemble on every labeled comparison in the store (warm start), in place."""
+        return self.adopt(self.fit_job(epochs)())
 
 
 class PreferenceCallback(BaseCallback):
@@ -206,13 +225,28 @@ class PreferenceCallback(BaseCallback):
             a rollout leaves a core idle (the envs step one at a time) and the reward CNN's
             forward pass can run there; a rollout after which the ensemble was refit is scored
             again at the end with the new ensemble.
+        check_clips: at each refit, the ensemble before and after it is scored against the true
+            reward (:mod:`prefrl.diagnostics`) on this many of the policy's most recent clips and on
+            the rollout's steps (0: no check).
+        fit_delay: refit in a background thread, PPO going on with the current ensemble, and switch
+            to the refit one at the first rollout end at least this many env steps after the fit
+            began (0: refit in place while PPO waits). A fit slower than that is waited for, so
+            the switch falls on the same step however busy the machine is, and a run repeats
+            exactly. Needs the loop's trainer to train a copy of the live ensemble. The paper's
+            reward model trained asynchronously.
 
-    ``seconds`` adds up the wall time of each stage (``collect``, ``ask``, ``fit``, ``relabel``,
-    ``log``): where the loop's overhead over plain PPO goes.
+    ``seconds`` adds up the wall time of each stage (``collect``, ``ask``, ``fit``, ``check``,
+    ``relabel``, ``log``): where the loop's overhead over plain PPO goes. ``rollout`` holds the
+    last rollout's figures for ``metrics.csv`` (mean true and learned reward per step, and on a
+    refit the checks before and after it).
     """
 
     def __init__(self, loop: PreferenceLoop, venv: LearnedRewardVecEnv, schedule: LabelSchedule,
-                 label_batch: int, explore_steps: int = 0, on_update=None, overlap: int = 0):
+                 label_batch: int, explore_steps: int = 0, on_update=None, overlap: int = 0,
+                 check_clips: int = 200, fit_delay: int = 0):
+        if fit_delay and loop.trainer.model is loop.model:
+            raise ValueError("PreferenceCallback: fit_delay > 0 needs a trainer that trains a copy of the live "
+                             "ensemble (EnsembleTrainer(copy.deepcopy(model)))")
         super().__init__()
         self.loop = loop
         self.venv = venv
@@ -228,6 +262,13 @@ class PreferenceCallback(BaseCallback):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="prefrl-reward") if overlap else None
         self._scored: list[Future] = []  # background scores of this rollout's steps, in order
         self._submitted = 0  # steps of this rollout handed to the background thread
+        self.check_clips = check_clips
+        self._check_rng = np.random.default_rng(0)  # its own stream: checking never changes which labels are asked
+        self.rollout: dict[str, float] = {}
+        self.fit_delay = fit_delay
+        self._fitter = ThreadPoolExecutor(1, thread_name_prefix="prefrl-fit") if fit_delay else None
+        self._fitting: Future | None = None  # the refit under way in the background
+        self._adopt_at = 0  # the env step from which the refit under way is adopted
 
     def _on_step(self) -> bool:
         if self.overlap and self.venv.n_recorded - self._submitted >= self.overlap:
@@ -246,30 +287,68 @@ class PreferenceCallback(BaseCallback):
             done.append(self.loop.learned_rewards(record.obs[t:], record.actions[t:]))
         return np.concatenate(done)
 
-    def _fit(self) -> None:
-        stats = self.loop.fit()
+    def _start_fit(self) -> None:
+        job = self.loop.fit_job()
+        if self._fitter is None:
+            self._fitting = Future()
+            self._fitting.set_result(job())
+        else:
+            self._fitting = self._fitter.submit(job)
+            self._adopt_at = self.num_timesteps + self.fit_delay
+        self._lap("fit")
+
+    def _adopt(self) -> None:
+        stats = self.loop.adopt(self._fitting.result())
+        self._fitting = None
         self.logger.record("reward_model/val_accuracy", stats.val_accuracy)
         self.logger.record("reward_model/val_loss", stats.val_loss)
         self.logger.record("reward_model/train_loss", stats.train_loss)
+        self.logger.record("reward_model/train_accuracy", stats.train_accuracy)
+        self.logger.record("reward_model/epochs", stats.epochs)
         self._lap("fit")
 
-    def _human_round(self, due: int, final: bool) -> bool:
-        """People label at their own pace. Refit once a batch of new labels has arrived (PPO goes
-        on with the current ensemble meanwhile), then ask the queries due, with the refit ensemble,
-        keeping at most two batches waiting. Returns whether the ensemble was refit."""
+    def _fresh_pairs(self) -> tuple[list[Clip], np.ndarray]:
+        """The policy's most recent clips and random pairs of them, for :meth:`_check`."""
+        pool = self.loop.recorder.clips
+        clips = [pool[i] for i in range(max(0, len(pool) - self.check_clips), len(pool))]
+        if len(clips) < 2:
+            return clips, np.zeros((0, 2), np.int64)
+        pairs = self._check_rng.integers(0, len(clips), size=(4 * len(clips), 2))
+        return clips, pairs[pairs[:, 0] != pairs[:, 1]]
+
+    def _check(self, fresh: tuple[list[Clip], np.ndarray], learned: np.ndarray, record: StepRecord) -> RewardCheck:
+        clips, pairs = fresh
+        check = check_reward(self.loop.learned_rewards, clips, pairs, learned, record.true_rewards)
+        self._lap("check")
+        return check
+
+    def _new_labels(self, due: int, final: bool) -> bool:
+        """Ask what the schedule has due; returns whether labels arrived that call for a refit.
+
+        A synthetic teacher answers at once, a batch at a time. People label at their own pace:
+        a refit starts once a batch of new labels has arrived (PPO goes on with the current
+        ensemble meanwhile), and the queries due are asked, at most two batches waiting."""
+        if self.loop.teacher is not None:
+            if due >= self.label_batch or (due > 0 and final):
+                arrived = self.loop.ask(due) > 0
+                self._lap("ask")
+                return arrived
+            return False
         new = self.loop.store.num_labels() - self.loop.fitted_labels
-        refit = new >= self.label_batch or (final and new > 0)
-        if refit:
-            self._fit()
         room = 2 * self.label_batch - self.loop.store.num_pending()
         if (due >= self.label_batch or (due > 0 and final)) and room > 0:
             self.loop.ask(min(due, room))
         self._lap("ask")
-        return refit
+        return new >= self.label_batch or (final and new > 0)
 
     def _on_training_end(self) -> None:
         if self._executor is not None:
             self._executor.shutdown()
+        if self._fitting is not None:  # every label is in the saved ensemble
+            self.loop.adopt(self._fitting.result())
+            self._fitting = None
+        if self._fitter is not None:
+            self._fitter.shutdown()
 
     def _lap(self, stage: str) -> None:
         now = time.perf_counter()
@@ -288,15 +367,34 @@ class PreferenceCallback(BaseCallback):
         self._lap("collect")
         due = self.schedule.target(self.num_timesteps) - self.loop.asked
         final = self.num_timesteps + self.model.n_steps * self.venv.num_envs > self.schedule.total_timesteps
-        refit = False
-        if self.loop.teacher is None:
-            refit = self._human_round(due, final)
-        elif due >= self.label_batch or (due > 0 and final):
-            refit = self.loop.ask(due) > 0
-            self._lap("ask")
-            if refit:
-                self._fit()
-        learned = self._rollout_rewards(record, scored, refit)
+        # The reward this rollout gets from the ensemble as it is; replaced if the ensemble is refit.
+        learned = self._rollout_rewards(record, scored, refit=False)
+        self._lap("relabel")
+        start = self._new_labels(due, final)
+        # A refit under way is adopted when its delay is up, at the last rollout, or when a new one
+        # must start; without a delay (and at the last rollout), a new fit is adopted as it ends.
+        adopt = self._fitting is not None and (self.num_timesteps >= self._adopt_at or final or start)
+        adopt_new = start and (self._fitter is None or final)  # the last rollout waits for its refit
+        refit = adopt or adopt_new
+        fresh = self._fresh_pairs() if self.check_clips and refit else None
+        before = self._check(fresh, learned, record) if fresh else None
+        if adopt:
+            self._adopt()
+        if start:
+            self._start_fit()
+            if adopt_new:
+                self._adopt()
+        self.rollout = {"true_reward": float(record.true_rewards.mean()), "refit": float(refit)}
+        if refit:
+            learned = self._rollout_rewards(record, [], refit=True)
+            self._lap("relabel")
+            if fresh:
+                after = self._check(fresh, learned, record)
+                for name, check in (("before", before), ("after", after)):
+                    for key, value in check.as_dict().items():
+                        self.logger.record(f"diagnostics/{key}_{name}", value)
+                        self.rollout[f"{key}_{name}"] = value
+        self.rollout["learned_reward"] = float(learned.mean())
         weight = 1.0 - self.num_timesteps / self.explore_steps if self.explore_steps else 0.0
         if weight > 0:
             novelty = knn_novelty(record.obs.reshape(-1, *record.obs.shape[2:]), seed=self.num_timesteps)

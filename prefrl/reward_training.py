@@ -70,11 +70,20 @@ class ComparisonBatch(NamedTuple):
         """Bradley–Terry loss of one member's clip returns (b, 2) of comparisons ``idx``."""
         return bradley_terry_loss(returns[:, 0], returns[:, 1], noise=noise, target=self.preference[idx])
 
-    def agreement(self, returns: torch.Tensor) -> tuple[int, int]:
-        """How many of the decided (non-tie) comparisons the returns (B, 2) order as labeled, of how many."""
-        decided = self.preference != 0.5
-        right = ((returns[decided, 0] > returns[decided, 1]).float() == self.preference[decided]).sum()
+    def agreement(self, returns: torch.Tensor, idx: torch.Tensor | slice = slice(None)) -> tuple[int, int]:
+        """How many of the decided (non-tie) comparisons ``idx`` the returns (b, 2) order as labeled, of how many."""
+        preference = self.preference[idx]
+        decided = preference != 0.5
+        right = ((returns[decided, 0] > returns[decided, 1]).float() == preference[decided]).sum()
         return int(right), int(decided.sum())
+
+    def member_agreement(self, returns: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per member, how many of its decided comparisons ``idx`` (M, b) its returns (M, b, 2) order
+        as labeled, and of how many: two (M,) tensors (no host sync)."""
+        preference = self.preference[idx]
+        decided = preference != 0.5
+        right = (((returns[..., 0] > returns[..., 1]).float() == preference) & decided).sum(1)
+        return right.float(), decided.sum(1).float()
 
     def rows(self) -> torch.Tensor:
         """Every clip of the batch: row indices into ``clips``, or, without ``clips``, the clips' step features."""
@@ -104,11 +113,19 @@ class RankingBatch(NamedTuple):
         """Plackett–Luce loss of one member's clip returns (b, K), best first."""
         return plackett_luce_loss(returns, noise=noise)
 
-    def agreement(self, returns: torch.Tensor) -> tuple[int, int]:
-        """How many of the rankings' C(K,2) pairs the returns (B, K) order as ranked, of how many."""
+    def agreement(self, returns: torch.Tensor, idx: torch.Tensor | slice = slice(None)) -> tuple[int, int]:
+        """How many of the rankings' C(K,2) pairs the returns (b, K) order as ranked, of how many."""
         k = returns.shape[1]
         a, b = torch.triu_indices(k, k, offset=1)
         return int((returns[:, a] > returns[:, b]).sum()), returns.shape[0] * len(a)
+
+    def member_agreement(self, returns: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per member, how many of the C(K,2) pairs of its rankings ``idx`` (M, b) its returns
+        (M, b, K) order as ranked, and of how many: two (M,) tensors."""
+        k = returns.shape[-1]
+        a, b = torch.triu_indices(k, k, offset=1)
+        right = (returns[..., a] > returns[..., b]).flatten(1).sum(1).float()
+        return right, torch.full_like(right, returns.shape[1] * len(a))
 
     def rows(self) -> torch.Tensor:
         return self.items.reshape(-1)
@@ -137,7 +154,11 @@ def _steps(batches: list[Batch], sample: int, rng: np.random.Generator | None) -
 
 @dataclass
 class TrainStats:
-    """What one round of training reached (means over members)."""
+    """What one round of training reached (means over members).
+
+    ``train_accuracy`` is the last epoch's share of decided training comparisons (pairs within
+    rankings) that each member ordered as labeled, on its own resample, before each step; ``epochs``
+    is how many epochs ran (fewer than the cap when the target accuracy was reached)."""
 
     train_loss: float
     val_loss: float
@@ -145,6 +166,8 @@ class TrainStats:
     l2: list[float]
     n_train: int
     n_val: int
+    train_accuracy: float = float("nan")
+    epochs: int = 0
 
 
 class EnsembleTrainer:
@@ -159,26 +182,36 @@ class EnsembleTrainer:
         model: the ensemble, trained in place.
         noise: random-response probability in the preference model (the paper: 0.1).
         lr: Adam learning rate.
-        epochs: passes over the training labels per call of :meth:`train`.
+        epochs: passes over the training labels per call of :meth:`train`; with ``target_accuracy``,
+            the most passes.
+        target_accuracy: stop a call's training once the members' mean training accuracy over an
+            epoch reaches this (PEBBLE: up to 200 epochs, stopped at 0.97); None runs every epoch.
         min_updates: fewest gradient steps per call; with few labels, more epochs are run to reach it
             (a few epochs over 60 labels are a handful of steps, and leave the model underfit).
         batch_size: comparisons per gradient step.
         stats_sample: renormalize outputs on at most this many random steps (0: all of them; frames
             for the CNN make "all" slow).
+        refresh_feature_stats: measure the input standardization again on every call's clips (False:
+            on the first call's, then kept).
         seed: seeds the bootstrap resamples.
     """
 
     def __init__(self, model: RewardEnsemble, *, noise: float = 0.1, lr: float = 1e-3, epochs: int = 8,
-                 min_updates: int = 0, batch_size: int = 64, stats_sample: int = 0, l2_init: float = 1e-3, seed: int = 0):
+                 target_accuracy: float | None = None, min_updates: int = 0, batch_size: int = 64,
+                 stats_sample: int = 0, l2_init: float = 1e-3, refresh_feature_stats: bool = False, seed: int = 0):
+        if target_accuracy is not None and not 0.0 < target_accuracy <= 1.0:
+            raise ValueError(f"EnsembleTrainer: target_accuracy must be in (0, 1] or None, got {target_accuracy}")
         self.model = model
         self.noise = noise
         self.epochs = epochs
+        self.target_accuracy = target_accuracy
         self.min_updates = min_updates
         self.stats_sample = stats_sample
         self.batch_size = batch_size
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.l2 = torch.full((model.config.n_members,), l2_init, device=model.out_mean.device)
         self.rng = np.random.default_rng(seed)
+        self.refresh_feature_stats = refresh_feature_stats
         self._feature_stats_set = False
 
     def keep_feature_stats(self) -> None:
@@ -207,8 +240,9 @@ class EnsembleTrainer:
         return [slice(i, i + step) for i in range(0, n, step)]
 
     def train(self, train: Batch, val: Batch, epochs: int | None = None) -> TrainStats:
-        """Run ``epochs`` (default: the trainer's) epochs on ``train``, adapting L2 on ``val``; then
-        renormalize each member's output on the steps of all these clips. Returns the round's stats.
+        """Run ``epochs`` (default: the trainer's) epochs on ``train``, or fewer once the target
+        accuracy is reached, adapting L2 on ``val``; then renormalize each member's output on the
+        steps of all these clips. Returns the round's stats.
 
         Input standardization is measured on the first call's clips and then kept, so later rounds
         refine the same function instead of chasing a moving input scale.
@@ -217,7 +251,7 @@ class EnsembleTrainer:
         n = train.n
         if n == 0:
             raise ValueError("no labeled comparisons to train the reward model on")
-        if not self._feature_stats_set:
+        if not self._feature_stats_set or self.refresh_feature_stats:
             self.model.set_feature_stats(_steps([train, val], 0, None))
             self._feature_stats_set = True
         # One bootstrap resample per member, each of the full size.
@@ -225,12 +259,20 @@ class EnsembleTrainer:
         boot = torch.as_tensor(self.rng.integers(0, n, size=(n_members, n)), device=device)
         self.model.train()
         batches = math.ceil(n / self.batch_size)
-        for _ in range(max(epochs or self.epochs, math.ceil(self.min_updates / batches))):
+        min_epochs = math.ceil(self.min_updates / batches)
+        max_epochs = max(epochs or self.epochs, min_epochs)
+        accuracy = float("nan")
+        for epoch in range(max_epochs):
             perm = torch.as_tensor(self.rng.permutation(n), device=boot.device)
             epoch_loss = torch.zeros(n_members, device=boot.device)
+            right = torch.zeros(n_members, device=boot.device)
+            total = torch.zeros(n_members, device=boot.device)
             for start in range(0, n, self.batch_size):
                 idx = boot[:, perm[start:start + self.batch_size]]  # (M, b): each member its own resample
-                epoch_loss += self.step(train, idx) * idx.shape[1]
+                fit, r, t = self.step(train, idx)
+                epoch_loss += fit * idx.shape[1]
+                right += r
+                total += t
             if not torch.isfinite(epoch_loss).all():
                 raise TrainingError(
                     f"reward-model training diverged on {n} labels: member losses "
@@ -240,6 +282,10 @@ class EnsembleTrainer:
             val_returns = self._member_returns(val) if val.n else None
             if val_returns is not None:
                 self._adapt_l2(epoch_loss / n, self._per_member(val_returns, val, slice(None)))
+            if self.target_accuracy is not None or epoch + 1 == max_epochs:
+                accuracy = (right / total).mean().item() if total.min() > 0 else float("nan")
+                if self.target_accuracy is not None and epoch + 1 >= min_epochs and accuracy >= self.target_accuracy:
+                    break
         self.model.set_output_stats(_steps([train, val], self.stats_sample, self.rng))
         if not (torch.isfinite(self.model.out_mean).all() and torch.isfinite(self.model.out_std).all()):
             raise TrainingError("the reward model's outputs on the labeled clips are not finite (NaN or inf): "
@@ -248,17 +294,21 @@ class EnsembleTrainer:
         # second pass over every training clip would cost the CNN as much as the epoch itself.
         val_loss = self._per_member(val_returns, val, slice(None)).mean().item() if val.n else float("nan")
         return TrainStats((epoch_loss / n).mean().item(), val_loss, self._accuracy(val, val_returns),
-                          self.l2.tolist(), train.n, val.n)
+                          self.l2.tolist(), train.n, val.n, accuracy, epoch + 1)
 
-    def step(self, batch: Batch, idx: torch.Tensor) -> torch.Tensor:
+    def step(self, batch: Batch, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One gradient step of every member on its own items ``idx`` (M, b) of ``batch`` (its
-        Bradley–Terry or Plackett–Luce loss plus the member's L2 term); returns each member's fit loss (M,)."""
-        fit = self._per_member(self._returns(batch.group(idx)), batch, idx)
+        Bradley–Terry or Plackett–Luce loss plus the member's L2 term). Returns each member's fit
+        loss (M,), and how many of its decided comparisons it ordered as labeled before the step,
+        of how many (M,) each."""
+        returns = self._returns(batch.group(idx))
+        fit = self._per_member(returns, batch, idx)
         loss = fit.sum() + (self.l2 * self.model.l2()).sum()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return fit.detach()
+        right, total = batch.member_agreement(returns.detach(), idx)
+        return fit.detach(), right, total
 
     @torch.no_grad()
     def _member_returns(self, batch: Batch) -> torch.Tensor:

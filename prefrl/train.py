@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ from .envs import make_env, resolve
 from .errors import PrefrlError, TrainingError
 from .learned_reward import LearnedRewardVecEnv
 from .loop import PreferenceCallback, PreferenceLoop
-from .presets import preset_for
+from .presets import Preset, preset_for
 from .queries import QUERY_STRATEGIES
 from .reward_model import RewardEnsemble, RewardModelConfig, step_features
 from .reward_training import EnsembleTrainer
@@ -32,7 +34,7 @@ from .schedule import LabelSchedule
 from .store import PreferenceStore
 from .teachers import make_teacher
 
-__all__ = ["TrainConfig", "train", "resume"]
+__all__ = ["TrainConfig", "train", "resume", "parse_overrides"]
 
 STORE_NAME = "store.sqlite"
 
@@ -66,6 +68,8 @@ class TrainConfig:
             ``labels``; the paper asked 500).
         feedback: ``synthetic`` (the oracle answers at once) or ``human`` (queries wait in the store for
             ``prefrl label``; RL starts once the initial ones are answered).
+        overrides: fields of the env's :class:`~prefrl.presets.Preset` to replace for this run
+            (``{"reward_epochs": 60}``; ``--set reward_epochs=60`` on the command line), for sweeps.
     """
 
     env: str
@@ -85,9 +89,28 @@ class TrainConfig:
     teacher: str = "oracle"
     pessimism: float = 0.0
     rank_size: int = 2
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def preset(self) -> Preset:
+        """The env's preset with ``overrides`` applied."""
+        spec = resolve(self.env)
+        return replace(preset_for(spec.name, spec.atari), **self.overrides)
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
+        base = preset_for(resolve(self.env).name, resolve(self.env).atari)
+        known = {f.name for f in fields(Preset)}
+        for key, value in self.overrides.items():
+            if key not in known:
+                raise PrefrlError(f"--set {key}: not a preset field; use one of {', '.join(sorted(known))}")
+            default = getattr(base, key)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = (isinstance(value, bool) if isinstance(default, bool) else
+                  number if isinstance(default, (int, float)) else
+                  isinstance(value, type(default)) if default is not None else value is None or number)
+            if not ok:
+                raise PrefrlError(f"--set {key}={json.dumps(value)}: expected a value like the preset's "
+                                  f"{json.dumps(default)}")
         if self.reward not in ("learned", "true"):
             raise PrefrlError(f"--reward {self.reward!r} is not known: use learned or true")
         if self.feedback not in ("synthetic", "human"):
@@ -110,10 +133,10 @@ class TrainConfig:
         if self.reward_dropout is not None and not 0.0 <= self.reward_dropout < 1.0:
             raise PrefrlError(f"--reward-dropout {self.reward_dropout} must be in [0, 1): the paper used 0.5")
         if self.labels is not None and self.labels < 2:
-            raise PrefrlError(f"--labels {self.labels} is too few: give at least 2 labels (the preset asks for "
-                              f"{preset_for(self.env).labels})")
-        if self.initial_labels is not None and not 2 <= self.initial_labels <= (self.labels or preset_for(
-                self.env, resolve(self.env).atari).labels):
+            raise PrefrlError(f"--labels {self.labels} is too few: the least is 2, because the reward model is first "
+                              f"fitted on labels asked before RL and needs two (the preset asks for "
+                              f"{self.preset().labels})")
+        if self.initial_labels is not None and not 2 <= self.initial_labels <= (self.labels or self.preset().labels):
             raise PrefrlError(f"--initial-labels {self.initial_labels} must be at least 2 and at most the label budget")
         if self.steps is not None and self.steps < 1:
             raise PrefrlError(f"--steps {self.steps} must be a positive number of env steps")
@@ -123,6 +146,21 @@ class TrainConfig:
             raise PrefrlError(f"--device {self.device!r} is not known: use auto, cpu or cuda")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise PrefrlError(f"--device {self.device} asked for CUDA, but torch sees no GPU: use --device auto or cpu")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["reward_epochs=60", "reward_arch=mlp"]`` -> ``{"reward_epochs": 60, "reward_arch": "mlp"}``:
+    each value is read as JSON, else kept as a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PrefrlError(f"--set {item!r} is not FIELD=VALUE: write e.g. --set reward_epochs=60")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def _run_dir(config: TrainConfig) -> Path:
@@ -153,22 +191,34 @@ class _Metrics:
 
     FIELDS = ["timesteps", "labels", "true_episode_return", "learned_episode_return", "rm_val_accuracy",
               "rm_val_loss", "rm_train_loss", "wall_seconds"]
+    # Per rollout of a learned-reward run: the mean true and learned reward per step; on a rollout
+    # after which the ensemble was refit (refit = 1), the checks of the ensemble before and after
+    # the refit against the true reward (prefrl.diagnostics).
+    ROLLOUT = ["true_reward", "learned_reward", "refit", "rm_train_accuracy", "rm_epochs"] + [
+        f"{key}_{when}" for when in ("before", "after")
+        for key in ("pair_accuracy", "decided_pairs", "clip_corr", "step_corr", "reward_mean", "reward_std")]
 
-    def __init__(self, path: Path, start: float, every: int = 0, append: bool = False):
+    def __init__(self, path: Path, start: float, every: int = 0, append: bool = False, learned: bool = True):
         self._every = every
         self._last = -every
         fresh = not (append and path.exists())
+        self._fields = self.FIELDS + ([f"rollout_{k}" if k in ("true_reward", "learned_reward") else k
+                                       for k in self.ROLLOUT] if learned else [])
+        if not fresh:  # a resumed run goes on with the columns its file already has
+            with path.open(newline="") as f:
+                self._fields = next(csv.reader(f), self._fields)
         self._file = path.open("w" if fresh else "a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=self.FIELDS)
+        self._writer = csv.DictWriter(self._file, fieldnames=self._fields, extrasaction="ignore")
         if fresh:
             self._writer.writeheader()
         self._start = start
 
-    def row(self, model, labels: int | None = None, learned: list[float] | None = None, stats=None) -> None:
+    def row(self, model, labels: int | None = None, learned: list[float] | None = None, stats=None,
+            rollout: dict[str, float] | None = None) -> None:
         if model.num_timesteps - self._last < self._every:
             return
         self._last = model.num_timesteps
-        self._writer.writerow({
+        row = {
             "timesteps": model.num_timesteps,
             "labels": labels if labels is not None else "",
             "true_episode_return": _fmt(safe_mean([ep["r"] for ep in model.ep_info_buffer])),
@@ -177,7 +227,13 @@ class _Metrics:
             "rm_val_loss": _fmt(stats.val_loss) if stats else "",
             "rm_train_loss": _fmt(stats.train_loss) if stats else "",
             "wall_seconds": f"{time.time() - self._start:.1f}",
-        })
+        }
+        if rollout:
+            row.update({("rollout_" + k if k in ("true_reward", "learned_reward") else k): _fmt(v)
+                        for k, v in rollout.items()})
+            if rollout.get("refit") and stats:
+                row.update(rm_train_accuracy=_fmt(stats.train_accuracy), rm_epochs=stats.epochs)
+        self._writer.writerow(row)
         self._file.flush()
 
     def close(self) -> None:
@@ -228,7 +284,7 @@ def load_policy(run_dir: str | Path, path: str | Path, device: str = "cpu"):
     config = json.loads((run_dir / "config.json").read_text())
     spec = resolve(config["env"])
     algo_name = config.get("algo", "ppo")
-    _, kwargs = preset_for(spec.name, spec.atari).algo(algo_name)
+    _, kwargs = replace(preset_for(spec.name, spec.atari), **config.get("overrides", {})).algo(algo_name)
     venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.get("fixed_horizon", True))])
     algo = {"ppo": PPO, "a2c": A2C}[algo_name]("CnnPolicy" if spec.atari else "MlpPolicy", venv, device=device,
                                                verbose=0, **kwargs)
@@ -276,7 +332,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     config.validate()
     start = time.time()
     spec = resolve(config.env)
-    preset = preset_for(spec.name, spec.atari)
+    preset = config.preset()
     labels = config.labels or preset.labels
     steps = config.steps or preset.timesteps
     device = "cuda" if config.device == "auto" and torch.cuda.is_available() else (
@@ -306,7 +362,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         return venv
 
     venv = make_venv(config.seed)
-    metrics = _Metrics(run_dir / "metrics.csv", start, every=1000 if config.algo == "a2c" else 0, append=resume)
+    metrics = _Metrics(run_dir / "metrics.csv", start, every=1000 if config.algo == "a2c" else 0, append=resume,
+                       learned=config.reward == "learned")
     loop = None
     if config.reward == "learned":
         venv = LearnedRewardVecEnv(venv)
@@ -319,10 +376,15 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                 preset.reward_uses_action).shape[-1], None
         model = RewardEnsemble(RewardModelConfig(
             n_features, reward_std=preset.reward_std, use_action=preset.reward_uses_action, arch=preset.reward_arch,
-            obs_shape=obs_shape,
+            obs_shape=obs_shape, hidden=preset.reward_hidden,
             dropout=preset.reward_dropout if config.reward_dropout is None else config.reward_dropout)).to(device)
-        initial = config.initial_labels or max(1, min(labels, round(preset.initial_fraction * labels)))
-        trainer = EnsembleTrainer(model, epochs=preset.reward_epochs, min_updates=preset.reward_updates,
+        initial = config.initial_labels or min(labels, max(2, round(preset.initial_fraction * labels)))
+        # With a fit delay the trainer fits a copy while PPO reads the live ensemble.
+        trainer = EnsembleTrainer(copy.deepcopy(model) if preset.fit_delay else model, noise=preset.reward_noise,
+                                  epochs=preset.reward_epochs,
+                                  target_accuracy=preset.reward_target_accuracy,
+                                  min_updates=preset.reward_updates,
+                                  refresh_feature_stats=preset.reward_feature_stats == "every",
                                   batch_size=preset.reward_batch,
                                   stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed)
         loop = PreferenceLoop(
@@ -337,20 +399,23 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         pretrain_start = time.time()
         if resume and store.num_labels() >= 2:
             if (run_dir / "reward_model.pt").exists():  # warm start from the last refit
-                model.load_state_dict(RewardEnsemble.load(run_dir, device).state_dict())
+                saved = RewardEnsemble.load(run_dir, device).state_dict()
+                model.load_state_dict(saved)
+                trainer.model.load_state_dict(saved)
                 trainer.keep_feature_stats()
-            loop.fit(epochs=None if (run_dir / "reward_model.pt").exists() else 5 * trainer.epochs)
+            loop.fit(epochs=None if (run_dir / "reward_model.pt").exists() else _first_fit_epochs(trainer))
         else:
             _pretrain(loop, make_venv(config.seed + 1), initial,
                       preset.random_steps or 10 * initial * preset.clip_length)
         pretrain_seconds = time.time() - pretrain_start
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
         callback = PreferenceCallback(
-            loop, venv, schedule, preset.label_batch, explore_steps=int(preset.explore_fraction * steps),
+            loop, venv, schedule, label_batch(preset.label_batch, labels - initial),
+            explore_steps=int(preset.explore_fraction * steps),
             # On CPU the reward CNN scores each 16 steps of the rollout on the core the envs leave idle.
-            overlap=16 if device == "cpu" and preset.reward_arch == "cnn" else 0,
+            overlap=16 if device == "cpu" and preset.reward_arch == "cnn" else 0, fit_delay=preset.fit_delay,
             on_update=lambda cb: metrics.row(cb.model, loop.store.num_labels(), cb.learned_episode_returns,
-                                             loop.last_stats),
+                                             loop.last_stats, cb.rollout),
         )
     else:
         callback = _EachRollout(metrics.row)
@@ -385,6 +450,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         "teacher": config.teacher if loop and loop.teacher else None,
         "pessimism": config.pessimism if loop else None,
         "rank_size": config.rank_size if loop else None,
+        "overrides": config.overrides,
         "fixed_horizon": config.fixed_horizon,
         "timesteps": int(ppo.num_timesteps),
         "labels_used": store.num_labels() if store else 0,
@@ -410,6 +476,17 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     return summary
 
 
+MIN_ROUNDS = 5
+
+
+def label_batch(preset_batch: int, online: int) -> int:
+    """Fewest new labels asked (and, with people labeling, arrived) before a refit: the preset's
+    batch, or less on a small budget, so that the ``online`` labels asked during RL come in at least
+    ``MIN_ROUNDS`` rounds (with 15 online labels and a batch of 20, all of them would come in the
+    last rollout and PPO would train the whole run on the initial ones)."""
+    return max(1, min(preset_batch, math.ceil(online / MIN_ROUNDS)))
+
+
 def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, random_steps: int) -> None:
     """Ask the initial labels on clips of ``random_steps`` random-policy steps and fit the reward
     model before RL starts (Christiano et al. 2017, App. A)."""
@@ -420,15 +497,23 @@ def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, random_step
         random_env.step(np.stack([random_env.action_space.sample() for _ in range(venv.num_envs)]))
     loop.collect(random_env.drain(), timestep=0)
     random_env.close()
-    if loop.ask(initial, strategy="random") == 0:
-        raise PrefrlError("the random policy produced too few distinct clips to query: lower the clip length or --rank-size")
+    asked = loop.ask(initial, strategy="random")
+    if asked < min(2, initial):
+        raise PrefrlError(f"the random policy's clips gave {asked} distinct queries of the {initial} asked before RL: "
+                          "lower the clip length or --rank-size")
     if loop.teacher is None:
         _wait_for_labels(loop.store)
     elif loop.store.num_labels() < 2:
-        raise TrainingError(f"the teacher labeled {loop.store.num_labels()} of the {loop.asked} initial queries (it "
+        raise TrainingError(f"the teacher labeled {loop.store.num_labels()} of the {asked} initial queries (it "
                             f"skipped the rest): the reward model needs at least 2 labels to start; lower the "
                             f"teacher's skip threshold or ask more --initial-labels")
-    loop.fit(epochs=5 * loop.trainer.epochs)  # from scratch: longer than the warm-started refits
+    loop.fit(epochs=_first_fit_epochs(loop.trainer))
+
+
+def _first_fit_epochs(trainer: EnsembleTrainer) -> int:
+    """Epochs of the first fit, from scratch: five times a warm-started refit's fixed count; with a
+    target accuracy, the same cap as every fit (it stops when the target is reached)."""
+    return trainer.epochs if trainer.target_accuracy is not None else 5 * trainer.epochs
 
 
 def _wait_for_labels(store: PreferenceStore, poll: float = 0.5) -> None:

@@ -137,3 +137,37 @@ def test_train_on_k_wise_rankings(tmp_path):
             assert len(r.clip_ids) == 3 and returns == sorted(returns, reverse=True)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["rank_size"] == 3 and summary["labels_used"] == 12
+
+
+@pytest.mark.parametrize("labels", [2, 3, 4, 20])
+def test_small_label_budgets_run_and_spread_their_online_labels(tmp_path, labels):
+    from prefrl.train import TrainConfig, train
+
+    run = tmp_path / f"l{labels}"
+    summary = train(TrainConfig("cartpole", labels=labels, steps=4096, seed=0, run_dir=str(run), progress_bar=False))
+    assert summary["labels_used"] == labels
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    counts = sorted({int(r["labels"]) for r in rows})
+    assert counts[0] == (5 if labels == 20 else 2)  # asked on random-policy clips: a quarter, and at least 2
+    if labels == 20:  # 15 online, in batches of at least 3: spread over the run, not all in the last rollout
+        assert len(counts) >= 5 and counts[1] <= 10
+
+
+def test_one_label_is_refused_with_the_least_and_why():
+    result = _run(["train", "cartpole", "--labels", "1"])
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "the least is 2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_preset_fields_can_be_set_per_run(tmp_path):
+    run = tmp_path / "set"
+    assert main(["train", "cartpole", "--labels", "6", "--steps", "1024", "--run-dir", str(run), "--no-progress",
+                 "--set", "clip_length=20", "--set", "reward_epochs=3"]) == 0
+    assert json.loads((run / "config.json").read_text())["overrides"] == {"clip_length": 20, "reward_epochs": 3}
+    with PreferenceStore(run / "store.sqlite") as store:
+        assert {c.length for c in store.get_clips([c.left_id for c in store.comparisons()])} == {20}
+    for bad, message in ((["--set", "no_such_field=1"], "not a preset field"),
+                         (["--set", "reward_epochs=many"], "expected a value like"),
+                         (["--set", "reward_epochs"], "is not FIELD=VALUE")):
+        result = _run(["train", "cartpole", *bad])
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -58,7 +58,9 @@ def test_a_run_logs_the_checks_before_and_after_every_refit(tmp_path):
     from prefrl.train import TrainConfig, train
 
     run = tmp_path / "run"
-    summary = train(TrainConfig("cartpole", labels=30, steps=4096, seed=0, run_dir=str(run), progress_bar=False))
+    # Refits in place (no background delay), so each batch of labels is one refit on its own rollout.
+    summary = train(TrainConfig("cartpole", labels=30, steps=4096, seed=0, run_dir=str(run), progress_bar=False,
+                                overrides={"fit_delay": 0}))
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     refits = [r for r in rows if r["refit"] == "1"]
     # 22 online labels in batches of at most ceil(22 / 5) = 5: at least 5 refits, each row with both checks.

@@ -182,3 +182,28 @@ def test_ensemble_learns_a_known_reward_from_plackett_luce_rankings():
     returns = trainer._member_returns(val)
     expected = np.mean([plackett_luce_loss(r, noise=0.1).item() for r in returns])
     assert stats.val_loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_fit_stops_once_the_target_accuracy_is_reached_and_not_before():
+    torch.manual_seed(0)
+    train, val = _known_reward_batch(300), _known_reward_batch(150, seed=1)
+    model = RewardEnsemble(RewardModelConfig(n_features=2, n_members=3, hidden=16))
+    stats = EnsembleTrainer(model, epochs=200, target_accuracy=0.95, seed=0).train(train, val)
+    assert stats.epochs < 200 and stats.train_accuracy >= 0.95
+    # One epoch fewer was not enough: rerun from the same start with that cap and no target.
+    torch.manual_seed(0)
+    model = RewardEnsemble(RewardModelConfig(n_features=2, n_members=3, hidden=16))
+    if stats.epochs > 1:
+        short = EnsembleTrainer(model, epochs=stats.epochs - 1, seed=0).train(train, val)
+        assert short.epochs == stats.epochs - 1 and short.train_accuracy < 0.95
+    with pytest.raises(ValueError, match="target_accuracy"):
+        EnsembleTrainer(model, target_accuracy=1.5)
+
+
+def test_member_agreement_counts_each_members_own_comparisons():
+    batch = ComparisonBatch(torch.zeros(4), torch.zeros(4), torch.tensor([1.0, 0.0, 0.5, 1.0]))
+    idx = torch.tensor([[0, 1, 2], [3, 3, 2]])  # member 0: comparisons 0, 1, 2; member 1: 3, 3, 2
+    returns = torch.tensor([[[2.0, 1.0], [2.0, 1.0], [0.0, 9.0]],   # right, wrong, tie (not counted)
+                            [[0.0, 1.0], [3.0, 1.0], [1.0, 1.0]]])  # wrong, right, tie
+    right, total = batch.member_agreement(returns, idx)
+    assert right.tolist() == [1.0, 1.0] and total.tolist() == [2.0, 2.0]

@@ -1,0 +1,65 @@
+"""Refits in a background thread: PPO's reward switches on a fixed step, so a run repeats exactly."""
+
+import copy
+import csv
+
+import pytest
+import torch
+
+from prefrl.train import TrainConfig, train
+
+
+def _metrics(run):
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+
+
+def test_a_background_refit_switches_on_a_fixed_step_and_repeats_exactly(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        run = tmp_path / name
+        train(TrainConfig("cartpole", labels=30, steps=8192, seed=2, run_dir=str(run), progress_bar=False,
+                          overrides={"fit_delay": 1024, "reward_epochs": 20}))
+        runs.append(run)
+    first, second = _metrics(runs[0]), _metrics(runs[1])
+    assert first == second  # however the two threads were scheduled
+    a = torch.load(runs[0] / "reward_model.pt", weights_only=True)
+    b = torch.load(runs[1] / "reward_model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # Labels arrive on one rollout; the ensemble fitted on them takes over at least 1024 steps later
+    # (or at the last rollout).
+    asked = [int(r["timesteps"]) for i, r in enumerate(first) if i and r["labels"] != first[i - 1]["labels"]]
+    adopted = [int(r["timesteps"]) for r in first if r["refit"] == "1"]
+    assert asked and adopted
+    last = int(first[-1]["timesteps"])
+    for t in asked[:-1]:
+        switch = min(s for s in adopted if s >= t)
+        assert switch - t >= 1024 or switch == last
+    assert int(first[-1]["labels"]) == 30
+
+
+def test_a_background_refit_needs_a_trainer_of_its_own_copy():
+    from gymnasium import spaces
+
+    from prefrl.clips import ClipRecorder
+    from prefrl.loop import PreferenceCallback, PreferenceLoop
+    from prefrl.reward_model import RewardEnsemble, RewardModelConfig
+    from prefrl.reward_training import EnsembleTrainer
+    from prefrl.schedule import LabelSchedule
+    from prefrl.store import PreferenceStore
+
+    model = RewardEnsemble(RewardModelConfig(4))
+    space = spaces.Box(-1, 1, (4,))
+
+    def loop(trainer_model, path):
+        return PreferenceLoop(store=PreferenceStore(path, env="x"), teacher=None, model=model,
+                              trainer=EnsembleTrainer(trainer_model), recorder=ClipRecorder(1, 5),
+                              observation_space=space, action_space=space, query="random", seed=0)
+
+    class _Venv:
+        num_envs = 1
+
+    schedule = LabelSchedule(10, 2, 100, 10.0)
+    with pytest.raises(ValueError, match="copy"):
+        PreferenceCallback(loop(model, ":memory:"), _Venv(), schedule, 5, fit_delay=100)
+    PreferenceCallback(loop(copy.deepcopy(model), ":memory:"), _Venv(), schedule, 5, fit_delay=100)

@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from harness import parse_config
+
 from prefrl.lm import LMRun, run_lm
 
 
@@ -25,15 +27,8 @@ def main() -> None:
     args = parser.parse_args()
     configs = {m: {"method": m} for m in args.methods}
     for item in args.extra:
-        name, _, params = item.partition(":")
-        kwargs = {"method": "ppo"}
-        for kv in filter(None, params.split(",")):
-            key, _, value = kv.partition("=")
-            try:
-                kwargs[key] = json.loads(value)
-            except json.JSONDecodeError:
-                kwargs[key] = value
-        configs[name] = kwargs
+        name, settings = parse_config(item)
+        configs[name] = {"method": "ppo", **settings}
     lines = ["| run | seeds | accuracy on held-out preferences | true score, SFT | true score, final | KL to SFT (nats) | "
              "wall s |", "|---|---|---|---|---|---|---|"]
     for name, kwargs in configs.items():

@@ -54,7 +54,8 @@ def main() -> None:
         ax.plot(t, np.convolve(per_step, np.ones(8) / 8, mode="same"), alpha=0.6,
                 label=f"true reward/step × {args.horizon} (rollout, smoothed)")
         final = summary.get("true_return_mean")
-        ax.set_title(f"{title}" + (f": final true return {final:.0f}" if final is not None else ""))
+        ax.set_title(title.replace("|", "\n") + (f"\nfinal true return {final:.0f}" if final is not None else ""),
+                     fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
         ax.set_ylabel("true return")
         panels = [

@@ -86,9 +86,17 @@ class _StackedLinear(nn.Module):
 
     def __init__(self, n_members: int, n_in: int, n_out: int):
         super().__init__()
-        bound = 1.0 / math.sqrt(n_in)
-        self.weight = nn.Parameter(torch.empty(n_members, n_in, n_out).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(n_members, 1, n_out).uniform_(-bound, bound))
+        self.weight = nn.Parameter(torch.empty(n_members, n_in, n_out))
+        self.bias = nn.Parameter(torch.empty(n_members, 1, n_out))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Uniform in ±1/sqrt(fan_in), as ``nn.Linear``; from ``generator`` if given (a private
+        stream, so that a refit in a background thread never draws from torch's global one)."""
+        bound = 1.0 / math.sqrt(self.weight.shape[1])
+        for p in (self.weight, self.bias):
+            p.copy_(torch.rand(p.shape, generator=generator).mul_(2 * bound).sub_(bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
@@ -219,6 +227,18 @@ class RewardEnsemble(nn.Module):
         if pessimism and len(members) > 1:
             reward = reward - pessimism * members.std(0)
         return reward * self.config.reward_std
+
+    def reinitialize(self, seed: int) -> None:
+        """Draw every weight afresh from a generator seeded with ``seed`` (torch's global random
+        stream is not touched); input and output statistics are kept until measured again."""
+        generator = torch.Generator().manual_seed(seed)
+        for module in self.modules():
+            if isinstance(module, _StackedLinear):
+                module.reset_parameters(generator)
+            elif isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
+                    module.reset_parameters()
 
     def l2(self) -> torch.Tensor:
         """Squared weight norm of each member: (M,)."""

@@ -193,12 +193,16 @@ class EnsembleTrainer:
             for the CNN make "all" slow).
         refresh_feature_stats: measure the input standardization again on every call's clips (False:
             on the first call's, then kept).
-        seed: seeds the bootstrap resamples.
+        warm_start: each call continues from the model as the last one left it; False starts every
+            call from fresh weights, a fresh optimizer and the initial L2 strengths, with the input
+            standardization measured on that call's clips.
+        seed: seeds the bootstrap resamples and the fresh weights.
     """
 
     def __init__(self, model: RewardEnsemble, *, noise: float = 0.1, lr: float = 1e-3, epochs: int = 8,
                  target_accuracy: float | None = None, min_updates: int = 0, batch_size: int = 64,
-                 stats_sample: int = 0, l2_init: float = 1e-3, refresh_feature_stats: bool = False, seed: int = 0):
+                 stats_sample: int = 0, l2_init: float = 1e-3, refresh_feature_stats: bool = False,
+                 warm_start: bool = True, seed: int = 0):
         if target_accuracy is not None and not 0.0 < target_accuracy <= 1.0:
             raise ValueError(f"EnsembleTrainer: target_accuracy must be in (0, 1] or None, got {target_accuracy}")
         self.model = model
@@ -208,6 +212,9 @@ class EnsembleTrainer:
         self.min_updates = min_updates
         self.stats_sample = stats_sample
         self.batch_size = batch_size
+        self.lr = lr
+        self.l2_init = l2_init
+        self.warm_start = warm_start
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.l2 = torch.full((model.config.n_members,), l2_init, device=model.out_mean.device)
         self.rng = np.random.default_rng(seed)
@@ -251,7 +258,11 @@ class EnsembleTrainer:
         n = train.n
         if n == 0:
             raise ValueError("no labeled comparisons to train the reward model on")
-        if not self._feature_stats_set or self.refresh_feature_stats:
+        if not self.warm_start and self._feature_stats_set:  # every call but the first: start afresh
+            self.model.reinitialize(int(self.rng.integers(2**31)))
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+            self.l2 = torch.full_like(self.l2, self.l2_init)
+        if not self._feature_stats_set or self.refresh_feature_stats or not self.warm_start:
             self.model.set_feature_stats(_steps([train, val], 0, None))
             self._feature_stats_set = True
         # One bootstrap resample per member, each of the full size.

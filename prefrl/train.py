@@ -385,6 +385,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                                   target_accuracy=preset.reward_target_accuracy,
                                   min_updates=preset.reward_updates,
                                   refresh_feature_stats=preset.reward_feature_stats == "every",
+                                  warm_start=preset.reward_warm_start,
                                   batch_size=preset.reward_batch,
                                   stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed)
         loop = PreferenceLoop(

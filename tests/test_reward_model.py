@@ -207,3 +207,30 @@ def test_member_agreement_counts_each_members_own_comparisons():
                             [[0.0, 1.0], [3.0, 1.0], [1.0, 1.0]]])  # wrong, right, tie
     right, total = batch.member_agreement(returns, idx)
     assert right.tolist() == [1.0, 1.0] and total.tolist() == [2.0, 2.0]
+
+
+def test_reinitialize_is_repeatable_and_leaves_torchs_global_stream_alone():
+    model = RewardEnsemble(RewardModelConfig(n_features=3, hidden=8))
+    state = torch.get_rng_state()
+    model.reinitialize(7)
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    model.reinitialize(7)
+    assert all(torch.equal(first[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), state)  # a refit in a background thread changes no PPO sample
+    model.reinitialize(8)
+    assert not torch.equal(first["layers.0.weight"], model.state_dict()["layers.0.weight"])
+
+
+def test_a_cold_refit_starts_from_fresh_weights_l2_and_input_statistics():
+    torch.manual_seed(0)
+    model = RewardEnsemble(RewardModelConfig(n_features=2, n_members=3, hidden=16))
+    trainer = EnsembleTrainer(model, epochs=30, warm_start=False, seed=0)
+    trainer.train(_known_reward_batch(100), _known_reward_batch(50, seed=1))
+    trainer.l2 = torch.full_like(trainer.l2, 10.0)  # whatever the last fit left
+    shifted = _known_reward_batch(100, seed=2)
+    shifted = ComparisonBatch(shifted.left + 5.0, shifted.right + 5.0, shifted.preference)
+    stats = trainer.train(shifted, _known_reward_batch(0, seed=3))
+    assert stats.l2 == pytest.approx([1e-3] * 3)  # the initial strength (no validation labels to adapt it), not 10
+    np.testing.assert_allclose(model.feature_mean.numpy(), torch.cat([shifted.left, shifted.right]).reshape(-1, 2)
+                               .mean(0).numpy(), atol=1e-4)
+    assert stats.train_accuracy > 0.8  # it learned the shifted data from scratch

@@ -104,16 +104,12 @@ def run_all(runs: list[Run], out: str | Path, workers: int = 2) -> list[dict]:
 
 
 def parse_config(text: str) -> tuple[str, dict[str, Any]]:
-    """``"NAME:key=value,key=value"`` -> (NAME, settings); values are JSON where they parse."""
+    """``"NAME:key=value,key=value"`` -> (NAME, settings); values are JSON where they parse (as
+    ``prefrl train --set``)."""
+    from prefrl.train import parse_overrides
+
     name, _, params = text.partition(":")
-    settings: dict[str, Any] = {}
-    for item in filter(None, params.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            settings[key] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key] = value
-    return name, settings
+    return name, parse_overrides([item for item in params.split(",") if item])
 
 
 def count_at_least(values: list[float], threshold: float) -> str:

@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--venv", default="runs/imitation-venv")
     parser.add_argument("--out", default="runs/imitation")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only-imitation", action="store_true", help="run and print imitation's side only")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,6 +118,9 @@ def main() -> None:
 
     with ThreadPoolExecutor(args.workers) as pool:
         theirs = list(pool.map(imitation_seed, args.seeds))
+    if args.only_imitation:
+        print(json.dumps(theirs, indent=2))
+        return
     # The same runs as results_table.py's (the pendulum preset is 200 labels and 150k steps), so
     # they are shared through the cache.
     ours = run_all([Run(f"pendulum {reward}", "pendulum", s, {"reward": reward})

@@ -111,6 +111,9 @@ class TrainConfig:
             if not ok:
                 raise PrefrlError(f"--set {key}={json.dumps(value)}: expected a value like the preset's "
                                   f"{json.dumps(default)}")
+        if not 0.0 < self.preset().labels_until <= 1.0:
+            raise PrefrlError(f"--set labels_until={self.preset().labels_until}: must be in (0, 1], the share of "
+                              "the run by which every label has been asked")
         if self.reward not in ("learned", "true"):
             raise PrefrlError(f"--reward {self.reward!r} is not known: use learned or true")
         if self.feedback not in ("synthetic", "human"):
@@ -409,7 +412,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             _pretrain(loop, make_venv(config.seed + 1), initial,
                       preset.random_steps or 10 * initial * preset.clip_length)
         pretrain_seconds = time.time() - pretrain_start
-        schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps)
+        schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps,
+                                 labels_until=max(1, round(preset.labels_until * steps)))
         callback = PreferenceCallback(
             loop, venv, schedule, label_batch(preset.label_batch, labels - initial),
             explore_steps=int(preset.explore_fraction * steps),

@@ -171,6 +171,17 @@ def test_preset_fields_can_be_set_per_run(tmp_path):
         assert {c.length for c in store.get_clips([c.left_id for c in store.comparisons()])} == {20}
     for bad, message in ((["--set", "no_such_field=1"], "not a preset field"),
                          (["--set", "reward_epochs=many"], "expected a value like"),
-                         (["--set", "reward_epochs"], "is not FIELD=VALUE")):
+                         (["--set", "reward_epochs"], "is not FIELD=VALUE"),
+                         (["--set", "labels_until=1.5"], "must be in (0, 1]")):
         result = _run(["train", "cartpole", *bad])
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_labels_until_asks_the_whole_budget_by_that_share_of_the_run(tmp_path):
+    run = tmp_path / "until"
+    assert main(["train", "cartpole", "--labels", "12", "--steps", "4096", "--run-dir", str(run), "--no-progress",
+                 "--set", "labels_until=0.5", "--set", "reward_epochs=2"]) == 0
+    rows = [(int(r["timesteps"]), int(r["labels"])) for r in csv.DictReader((run / "metrics.csv").open())]
+    full = [t for t, n in rows if n == 12]
+    assert full and min(full) <= 2048 + 256  # by half the run, give or take a rollout (8 envs x 32 steps)
+    assert rows[0][1] < 12  # the online labels still come during RL, not all at the start

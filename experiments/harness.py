@@ -68,7 +68,10 @@ def _train_one(job: tuple[Run, str, str]) -> dict:
     run, run_dir, version = job
     summary_path = Path(run_dir) / "summary.json"
     if summary_path.exists():
-        return {**json.loads(summary_path.read_text()), "label": run.label, "cached": True}
+        # A run made on another machine and copied in says where in a MACHINE file beside its summary.
+        machine = Path(run_dir) / "MACHINE"
+        where = {"machine": machine.read_text().strip()} if machine.exists() else {}
+        return {**json.loads(summary_path.read_text()), "label": run.label, "cached": True, **where}
     if code_version() != version:
         raise RuntimeError(f"the code changed since the sweep started (now {code_version()}, started with "
                            f"{version}): rerun the sweep")
@@ -103,13 +106,27 @@ def run_all(runs: list[Run], out: str | Path, workers: int = 2) -> list[dict]:
         return list(pool.map(_train_one, jobs))
 
 
+def made(runs: list[Run], out: str | Path) -> list[dict]:
+    """The summaries of the runs this code version has already made (the rest are left out)."""
+    version = code_version()
+    jobs = [(run, str(run.directory(Path(out), version)), version) for run in runs]
+    return [_train_one(job) for job in jobs if Path(job[1], "summary.json").exists()]
+
+
 def parse_config(text: str) -> tuple[str, dict[str, Any]]:
     """``"NAME:key=value,key=value"`` -> (NAME, settings); values are JSON where they parse (as
     ``prefrl train --set``)."""
-    from prefrl.train import parse_overrides
+    from prefrl.train import TrainConfig, parse_overrides
 
     name, _, params = text.partition(":")
-    return name, parse_overrides([item for item in params.split(",") if item])
+    items = [item for item in params.split(",") if item]
+    settings = parse_overrides(items)
+    for item in items:  # ``reward=true`` names the true reward, not JSON's true
+        key, _, raw = item.partition("=")
+        field = TrainConfig.__dataclass_fields__.get(key)
+        if field is not None and field.type in ("str", "str | None"):
+            settings[key] = raw
+    return name, settings
 
 
 def count_at_least(values: list[float], threshold: float) -> str:

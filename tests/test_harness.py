@@ -20,6 +20,8 @@ def test_parse_config_reads_json_values_and_keeps_strings():
     assert harness.parse_config("e60:reward_epochs=60,query=random,pessimism=1.5") == (
         "e60", {"reward_epochs": 60, "query": "random", "pessimism": 1.5})
     assert harness.parse_config("default:") == ("default", {})
+    # a string setting of TrainConfig stays a string, even where it reads as JSON
+    assert harness.parse_config("t:reward=true,labels=50") == ("t", {"reward": "true", "labels": 50})
 
 
 def test_a_run_directory_changes_with_the_code_version_and_the_settings(tmp_path):
@@ -47,3 +49,35 @@ def test_a_worker_refuses_to_run_code_other_than_the_sweeps(tmp_path):
     run = harness.Run("tiny", "cartpole", 0, {"labels": 4, "steps": 256})
     with pytest.raises(RuntimeError, match="the code changed"):
         harness._train_one((run, str(tmp_path / "x"), "notthisversion"))
+
+
+def test_made_lists_only_this_versions_runs_and_says_where_a_copied_run_was_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(harness, "code_version", lambda: "thisversion0")
+    here, copied, missing = (harness.Run(f"r{i}", "cartpole", i, {}) for i in range(3))
+    for run, machine in ((here, None), (copied, "the other box")):
+        d = run.directory(tmp_path, "thisversion0")
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"true_return_mean": 1.0, "seed": run.seed}))
+        if machine:
+            (d / "MACHINE").write_text(machine + "\n")
+    stale = missing.directory(tmp_path, "oldversion00")
+    stale.mkdir(parents=True)
+    (stale / "summary.json").write_text(json.dumps({"true_return_mean": 2.0, "seed": 2}))
+    out = harness.made([here, copied, missing], tmp_path)
+    assert [r["label"] for r in out] == ["r0", "r1"]
+    assert "machine" not in out[0] and out[1]["machine"] == "the other box"
+
+
+def test_the_results_table_marks_runs_not_made_yet_and_runs_made_elsewhere():
+    import results_table
+
+    results = [{"label": "cartpole learned", "seed": 0, "true_return_mean": 500.0, "timesteps": 300_032,
+                "wall_seconds": 200.0},
+               {"label": "cartpole learned", "seed": 2, "true_return_mean": 90.0, "timesteps": 300_032,
+                "wall_seconds": 100.0, "machine": "box"}]
+    text = results_table.render(results, results_table.runs())
+    cartpole = next(line for line in text.splitlines() if line.startswith("| cartpole |"))
+    assert "500, …, 90, …, …, …, …, …, …, …†" in cartpole and "1 of 2 run so far" in cartpole
+    assert cartpole.endswith("| 200 |")  # the wall time is of this machine's runs only
+    assert "† Made on another machine and copied in: box" in text
+    assert "not run yet" in text  # the true-reward row and the other envs

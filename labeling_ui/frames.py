@@ -39,19 +39,34 @@ def clip_frames(clip: Clip, env: str) -> np.ndarray:
     if obs.ndim == 4 and obs.dtype == np.uint8:  # stacked grayscale frames (Atari)
         newest = obs[:, -1]
         return np.repeat(newest[..., None], 3, axis=-1)
-    from prefrl.envs import make_env, resolve
+    from prefrl.envs import resolve
 
     name = resolve(env).name
-    render_env = make_env(name, fixed_horizon=False, render_mode="rgb_array")
-    try:
-        render_env.reset(seed=0)
-        frames = []
-        for o in obs:
-            _set_state(render_env, name, o)
-            frames.append(render_env.render())
-    finally:
-        render_env.close()
+    render_env = _render_env(name)
+    frames = []
+    for o in obs:
+        _set_state(render_env, name, o)
+        frames.append(render_env.render())
     return np.stack(frames).astype(np.uint8)
+
+
+_RENDER_ENVS: dict = {}
+
+
+def _render_env(name: str):
+    """One ``rgb_array`` env per classic-control name, kept for the process's life and never closed.
+
+    Why never closed: gymnasium's classic-control ``close()`` calls ``pygame.display.quit()`` and
+    ``pygame.quit()``, which destroys the labeling window that is showing the clip (the window died
+    after its first label). Rendering to an off-screen surface needs no display of its own.
+    """
+    from prefrl.envs import make_env
+
+    if name not in _RENDER_ENVS:
+        render_env = make_env(name, fixed_horizon=False, render_mode="rgb_array")
+        render_env.reset(seed=0)
+        _RENDER_ENVS[name] = render_env
+    return _RENDER_ENVS[name]
 
 
 def frame_rate(env: str) -> float:

@@ -128,6 +128,26 @@ def test_a_finished_run_offers_new_pairs_of_its_clips(tmp_path):
     assert len(pairs) == 3
 
 
+@pytest.mark.parametrize("env", ["cartpole", "pendulum", "acrobot", "mountaincar"])
+def test_the_window_outlives_every_answer_on_classic_control_clips(tmp_path, env):
+    # The window died after its first label: drawing a clip made and closed a gymnasium env, and
+    # classic-control close() calls pygame.display.quit() and pygame.quit().
+    dim = {"cartpole": 4, "pendulum": 3, "acrobot": 6, "mountaincar": 2}[env]
+    rng = np.random.default_rng(0)
+    clips = [Clip(rng.uniform(-0.1, 0.1, (4, dim)).astype(np.float32), np.zeros(4, np.int64), np.zeros(4, np.float32))
+             for _ in range(6)]
+    store = PreferenceStore(tmp_path / "store.sqlite", env=env)
+    ids = store.add_clips(clips)
+    queries = store.add_queries([(ids[2 * k], ids[2 * k + 1]) for k in range(3)], source="human")
+    app = LabelingApp(LabelingSession(store, "ann", env), clip_fps=15)
+    for key in (pygame.K_LEFT, pygame.K_RIGHT, pygame.K_s, pygame.K_q):
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key))
+    app.run(max_frames=80)  # before the fix: pygame.error "display Surface quit" after the first answer
+    with PreferenceStore(tmp_path / "store.sqlite") as fresh:
+        assert [(c.id, c.preference, c.labeler) for c in fresh.comparisons("labeled")] == [
+            (queries[0], 1.0, "ann"), (queries[1], 0.0, "ann"), (queries[2], 0.5, "ann")]
+
+
 def test_classic_control_clips_are_rendered_from_their_states():
     obs = np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.2, 0.0]], np.float32)
     frames = clip_frames(Clip(obs, np.zeros(2, np.int64), np.ones(2, np.float32)), "cartpole")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from .clips import Clip, ClipRecorder
@@ -234,6 +235,8 @@ class PreferenceCallback(BaseCallback):
             the switch falls on the same step however busy the machine is, and a run repeats
             exactly. Needs the loop's trainer to train a copy of the live ensemble. The paper's
             reward model trained asynchronously.
+        probe: called with the algorithm and the timestep before each round of queries; the clips
+            it returns (the deterministic policy's, say) join the query candidates.
 
     ``seconds`` adds up the wall time of each stage (``collect``, ``ask``, ``fit``, ``check``,
     ``relabel``, ``log``): where the loop's overhead over plain PPO goes. ``rollout`` holds the
@@ -243,7 +246,8 @@ class PreferenceCallback(BaseCallback):
 
     def __init__(self, loop: PreferenceLoop, venv: LearnedRewardVecEnv, schedule: LabelSchedule,
                  label_batch: int, explore_steps: int = 0, on_update=None, overlap: int = 0,
-                 check_clips: int = 200, fit_delay: int = 0):
+                 check_clips: int = 200, fit_delay: int = 0,
+                 probe: Callable[[BaseAlgorithm, int], list[Clip]] | None = None):
         if fit_delay and loop.trainer.model is loop.model:
             raise ValueError("PreferenceCallback: fit_delay > 0 needs a trainer that trains a copy of the live "
                              "ensemble (EnsembleTrainer(copy.deepcopy(model)))")
@@ -269,6 +273,7 @@ class PreferenceCallback(BaseCallback):
         self._fitter = ThreadPoolExecutor(1, thread_name_prefix="prefrl-fit") if fit_delay else None
         self._fitting: Future | None = None  # the refit under way in the background
         self._adopt_at = 0  # the env step from which the refit under way is adopted
+        self.probe = probe
 
     def _on_step(self) -> bool:
         if self.overlap and self.venv.n_recorded - self._submitted >= self.overlap:
@@ -330,6 +335,7 @@ class PreferenceCallback(BaseCallback):
         ensemble meanwhile), and the queries due are asked, at most two batches waiting."""
         if self.loop.teacher is not None:
             if due >= self.label_batch or (due > 0 and final):
+                self._add_probe_clips()
                 arrived = self.loop.ask(due) > 0
                 self._lap("ask")
                 return arrived
@@ -337,9 +343,15 @@ class PreferenceCallback(BaseCallback):
         new = self.loop.store.num_labels() - self.loop.fitted_labels
         room = 2 * self.label_batch - self.loop.store.num_pending()
         if (due >= self.label_batch or (due > 0 and final)) and room > 0:
+            self._add_probe_clips()
             self.loop.ask(min(due, room))
         self._lap("ask")
         return new >= self.label_batch or (final and new > 0)
+
+    def _add_probe_clips(self) -> None:
+        if self.probe is not None:
+            self.loop.recorder.clips.extend(self.probe(self.model, self.num_timesteps))
+            self._lap("probe")
 
     def _on_training_end(self) -> None:
         if self._executor is not None:

@@ -10,18 +10,20 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import safe_mean, set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from .clips import ClipRecorder
+from .clips import Clip, ClipRecorder
 from .envs import make_env, resolve
 from .errors import PrefrlError, TrainingError
 from .learned_reward import LearnedRewardVecEnv
@@ -419,6 +421,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             explore_steps=int(preset.explore_fraction * steps),
             # On CPU the reward CNN scores each 16 steps of the rollout on the core the envs leave idle.
             overlap=16 if device == "cpu" and preset.reward_arch == "cnn" else 0, fit_delay=preset.fit_delay,
+            probe=_greedy_probe(make_venv(config.seed + 2), preset.greedy_steps, preset.clip_length)
+            if preset.greedy_steps else None,
             on_update=lambda cb: metrics.row(cb.model, loop.store.num_labels(), cb.learned_episode_returns,
                                              loop.last_stats, cb.rollout),
         )
@@ -490,6 +494,24 @@ def label_batch(preset_batch: int, online: int) -> int:
     ``MIN_ROUNDS`` rounds (with 15 online labels and a batch of 20, all of them would come in the
     last rollout and PPO would train the whole run on the initial ones)."""
     return max(1, min(preset_batch, math.ceil(online / MIN_ROUNDS)))
+
+
+def _greedy_probe(venv: DummyVecEnv, steps: int, clip_length: int) -> Callable[[BaseAlgorithm, int], list[Clip]]:
+    """Clips of the deterministic policy: each call plays ``steps`` env steps of it from a reset
+    (PPO's sampling policy can keep clear of a place its deterministic policy drifts to, and the
+    deterministic one is what the run is scored on)."""
+    recording = LearnedRewardVecEnv(venv)
+
+    def probe(algo: BaseAlgorithm, timestep: int) -> list[Clip]:
+        obs = recording.reset()
+        for _ in range(max(1, steps // recording.num_envs)):
+            obs = recording.step(algo.predict(obs, deterministic=True)[0])[0]
+        record = recording.drain()
+        recorder = ClipRecorder(recording.num_envs, clip_length, capacity=max(1, steps))
+        recorder.add_steps(record.obs, record.actions, record.true_rewards, record.dones, timestep)
+        return list(recorder.clips)
+
+    return probe
 
 
 def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, random_steps: int) -> None:

@@ -65,3 +65,56 @@ def test_a_background_refit_needs_a_trainer_of_its_own_copy():
     with pytest.raises(ValueError, match="copy"):
         PreferenceCallback(loop(model, ":memory:"), _Venv(), schedule, 5, fit_delay=100)
     PreferenceCallback(loop(copy.deepcopy(model), ":memory:"), _Venv(), schedule, 5, fit_delay=100)
+
+
+def test_the_greedy_probe_plays_the_deterministic_policy_and_cuts_its_clips():
+    import numpy as np
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from prefrl.envs import make_env
+    from prefrl.train import _greedy_probe
+
+    venv = DummyVecEnv([lambda: make_env("cartpole") for _ in range(2)])
+    venv.seed(0)
+
+    class _AlwaysLeft:
+        deterministic = []
+
+        def predict(self, obs, deterministic=False):
+            self.deterministic.append(deterministic)
+            return np.zeros(len(obs), np.int64), None
+
+    algo = _AlwaysLeft()
+    clips = _greedy_probe(venv, steps=200, clip_length=25)(algo, 1234)
+    assert algo.deterministic and all(algo.deterministic)
+    assert len(clips) == 2 * (100 // 25) and {c.length for c in clips} == {25} and {c.timestep for c in clips} == {1234}
+    assert min(c.true_rewards.min() for c in clips) < -40  # pushing left the whole time falls: the -50 shows
+
+
+def test_the_probes_clips_are_query_candidates_at_every_round(tmp_path, monkeypatch):
+    import prefrl.train as train_module
+    from prefrl.loop import PreferenceLoop
+
+    made, seen = [], []
+    real_probe, real_ask = train_module._greedy_probe, PreferenceLoop.ask
+
+    def probe_factory(*args):
+        probe = real_probe(*args)
+
+        def recorded(algo, timestep):
+            clips = probe(algo, timestep)
+            made.append(clips)
+            return clips
+        return recorded
+
+    def ask(self, n, strategy=None):
+        if made:  # the online rounds: the last probe's clips are in the pool asked from
+            seen.append(all(any(c is p for p in self.recorder.clips) for c in made[-1]))
+        return real_ask(self, n, strategy)
+
+    monkeypatch.setattr(train_module, "_greedy_probe", probe_factory)
+    monkeypatch.setattr(PreferenceLoop, "ask", ask)
+    train(TrainConfig("cartpole", labels=12, steps=4096, seed=0, run_dir=str(tmp_path / "r"), progress_bar=False,
+                      overrides={"greedy_steps": 400, "reward_epochs": 2}))
+    assert len(made) >= 3 and seen == [True] * len(made)
+    assert all(len(clips) == 8 for clips in made)  # 8 envs x 50 steps: one 50-step clip each

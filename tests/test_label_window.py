@@ -1,0 +1,128 @@
+"""The labeling window as a person uses it: `prefrl label` in a real X window (Xvfb), keys pressed
+with xdotool, answers read back from the store by another connection.
+
+The headless tests (SDL's dummy driver) never saw the window die after its first answer on
+classic-control clips; these drive the real thing. `.ci/run` installs Xvfb and xdotool."""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prefrl.clips import Clip
+from prefrl.store import PreferenceStore
+
+pytestmark = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
+                                reason="needs Xvfb and xdotool (.ci/run installs them with apt-get)")
+
+OBS_DIM = {"cartpole": 4, "pendulum": 3, "acrobot": 6}
+KEYS = ["Left", "Right", "Down", "a", "d", "s"]
+PREFERENCE = {"Left": 1.0, "a": 1.0, "Right": 0.0, "d": 0.0, "Down": 0.5, "s": 0.5}
+
+
+@pytest.fixture(scope="module")
+def display():
+    n = next(n for n in range(90, 300) if not Path(f"/tmp/.X{n}-lock").exists())
+    server = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+        assert server.poll() is None and time.time() < deadline, "Xvfb did not start"
+        time.sleep(0.1)
+    yield f":{n}"
+    server.terminate()
+    server.wait(10)
+
+
+def _clip(env, rng, length=20):
+    if env == "pong":
+        obs = rng.integers(0, 255, (length, 4, 84, 84), dtype=np.uint8)
+    else:
+        obs = rng.uniform(-0.3, 0.3, (length, OBS_DIM[env])).astype(np.float32)
+        if env == "pendulum":  # (cos, sin, velocity)
+            angle = obs[:, 0] * 5
+            obs[:, 0], obs[:, 1] = np.cos(angle), np.sin(angle)
+    return Clip(obs, np.zeros(length, np.int64), np.zeros(length, np.float32))
+
+
+def _run_dir(tmp_path, env, n_queries):
+    """A live run's directory (no summary.json): ``n_queries`` pairs wait for people."""
+    run = tmp_path / env
+    run.mkdir()
+    rng = np.random.default_rng(0)
+    with PreferenceStore(run / "store.sqlite", env=env) as store:
+        ids = store.add_clips([_clip(env, rng) for _ in range(2 * n_queries)])
+        queries = store.add_queries([(ids[2 * k], ids[2 * k + 1]) for k in range(n_queries)], source="human")
+    return run, queries
+
+
+def _xdotool(display, *args, check=True):
+    return subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, capture_output=True,
+                          text=True, check=check, timeout=30)
+
+
+def _open_window(run, display):
+    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
+    proc = subprocess.Popen([sys.executable, "-m", "prefrl", "label", str(run), "--labeler", "tester"],
+                            env={**env, "DISPLAY": display}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while True:
+        # by process: xdotool 3.2016's --name does not match the title SDL sets
+        found = _xdotool(display, "search", "--onlyvisible", "--pid", str(proc.pid), check=False).stdout.split()
+        if found:
+            window = found[0]
+            break
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"the labeling window never opened: {err[-2000:]}")
+        time.sleep(0.2)
+    _xdotool(display, "windowfocus", "--sync", window, check=False)
+    return proc, window
+
+
+def _labels(run):
+    db = sqlite3.connect(f"file:{run / 'store.sqlite'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT id, preference, labeler FROM comparisons WHERE status = 'labeled' ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def _press_and_wait(display, window, run, key, expect):
+    _xdotool(display, "windowfocus", "--sync", window, check=False)  # no window manager keeps the focus for us
+    _xdotool(display, "key", "--clearmodifiers", key)
+    deadline = time.time() + 30
+    while len(_labels(run)) < expect:
+        assert time.time() < deadline, f"the answer to key {key} never reached the store ({len(_labels(run))} there)"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("env", ["cartpole", "pendulum", "acrobot", "pong"])
+def test_thirty_answers_by_key_in_a_real_window_then_q(tmp_path, display, env):
+    n = 32
+    run, queries = _run_dir(tmp_path, env, n + 2)
+    proc, window = _open_window(run, display)
+    try:
+        pressed = []
+        for k in range(n):
+            key = KEYS[k % len(KEYS)]
+            _press_and_wait(display, window, run, key, k + 1)
+            pressed.append(key)
+        _xdotool(display, "key", "q")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
+    assert f"{n} answers from tester" in out
+    assert _labels(run) == [(q, PREFERENCE[key], "tester") for q, key in zip(queries, pressed)]
+    with PreferenceStore(run / "store.sqlite", create=False) as store:
+        claimed = store.claim("another")  # the pair on screen at quit was released
+        assert claimed is not None and claimed.id == queries[n]

@@ -31,10 +31,13 @@ def display():
     n = next(n for n in range(90, 300) if not Path(f"/tmp/.X{n}-lock").exists())
     server = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        assert server.poll() is None and time.time() < deadline, "Xvfb did not start"
+    for _ in range(200):  # polls, 0.1 s apart
+        if Path(f"/tmp/.X11-unix/X{n}").exists():
+            break
+        assert server.poll() is None, "Xvfb exited"
         time.sleep(0.1)
+    else:
+        pytest.fail("Xvfb did not start")
     yield f":{n}"
     server.terminate()
     server.wait(10)
@@ -71,14 +74,13 @@ def _open_window(run, display):
     env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
     proc = subprocess.Popen([sys.executable, "-m", "prefrl", "label", str(run), "--labeler", "tester"],
                             env={**env, "DISPLAY": display}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while True:
+    for attempt in range(300):  # polls, 0.2 s apart
         # by process: xdotool 3.2016's --name does not match the title SDL sets
         found = _xdotool(display, "search", "--onlyvisible", "--pid", str(proc.pid), check=False).stdout.split()
         if found:
             window = found[0]
             break
-        if proc.poll() is not None or time.time() > deadline:
+        if proc.poll() is not None or attempt == 299:
             proc.kill()
             out, err = proc.communicate()
             pytest.fail(f"the labeling window never opened: {err[-2000:]}")
@@ -98,10 +100,11 @@ def _labels(run):
 def _press_and_wait(display, window, run, key, expect):
     _xdotool(display, "windowfocus", "--sync", window, check=False)  # no window manager keeps the focus for us
     _xdotool(display, "key", "--clearmodifiers", key)
-    deadline = time.time() + 30
-    while len(_labels(run)) < expect:
-        assert time.time() < deadline, f"the answer to key {key} never reached the store ({len(_labels(run))} there)"
+    for _ in range(600):  # polls, 0.05 s apart
+        if len(_labels(run)) >= expect:
+            return
         time.sleep(0.05)
+    pytest.fail(f"the answer to key {key} never reached the store ({len(_labels(run))} there)")
 
 
 @pytest.mark.parametrize("env", ["cartpole", "pendulum", "acrobot", "pong"])

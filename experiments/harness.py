@@ -24,14 +24,21 @@ from typing import Any
 __all__ = ["code_version", "Run", "run_all", "parse_config", "markdown_table", "count_at_least"]
 
 
+UNVERSIONED = ("labeling_ui",)  # subpackages no synthetic run imports
+
+
 def code_version() -> str:
-    """A 12-hex-digit hash of every source file of the imported ``prefrl`` package (the same for a
-    repository checkout, where envs/ and labeling_ui/ sit beside prefrl/, and an installed copy)."""
+    """A 12-hex-digit hash of every source file the runs made here execute: the imported ``prefrl``
+    package with envs/ (the same for a repository checkout, where envs/ sits beside prefrl/, and an
+    installed copy). The labeling window (labeling_ui/) is left out: the synthetic-teacher runs of
+    the experiments never import it (tests/test_harness.py checks), so work on the window does not
+    throw away hours of runs whose code did not change."""
     import prefrl
 
     root = Path(prefrl.__file__).parent
-    sources = {p.relative_to(root).as_posix(): p for p in root.rglob("*.py") if "__pycache__" not in p.parts}
-    for sub in ("envs", "labeling_ui"):
+    sources = {p.relative_to(root).as_posix(): p for p in root.rglob("*.py")
+               if "__pycache__" not in p.parts and p.relative_to(root).parts[0] not in UNVERSIONED}
+    for sub in ("envs",):
         if not (root / sub).is_dir() and (root.parent / sub).is_dir():
             sources.update({f"{sub}/{p.relative_to(root.parent / sub).as_posix()}": p
                             for p in (root.parent / sub).rglob("*.py") if "__pycache__" not in p.parts})

@@ -8,15 +8,21 @@ it. Tests post key events with ``SDL_VIDEODRIVER=dummy`` and no screen.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+# The window's X11 class (SDL names it after the script otherwise: "__main__.py"), read when SDL's
+# video starts: before any clip is drawn, since gymnasium's renderers call pygame.init().
+os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", "prefrl")
 import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 
+from prefrl.errors import PrefrlError  # noqa: E402
+
 from .session import LabelingSession  # noqa: E402
 
-__all__ = ["KEYS", "LabelingApp"]
+__all__ = ["KEYS", "LabelingApp", "check_display"]
 
 KEYS = {
     pygame.K_LEFT: "left", pygame.K_a: "left",
@@ -30,7 +36,25 @@ KEYS = {
 LEGEND = ("Left/A: left is better    Right/D: right is better    Down/S/=: equally good",
           "Space: can't tell    U/Backspace: undo    P: pause    Esc/Q: quit")
 MARGIN, HEADER, FOOTER = 16, 64, 60
+# SDL's drivers that draw where nobody sees: chosen on purpose (tests), or a sign there is no screen
+HEADLESS = ("dummy", "offscreen")
+NO_DISPLAY = ("no display to open the labeling window on ({where}; {why}): run `prefrl label` in a desktop "
+              "session, over `ssh -X`, or with DISPLAY set to a running X server")
 BG, FG, DIM, ACCENT = (24, 24, 28), (235, 235, 235), (150, 150, 160), (90, 170, 255)
+
+
+def check_display() -> None:
+    """Raise :class:`PrefrlError` if no window could be seen: on X11/Wayland systems with neither
+    DISPLAY nor WAYLAND_DISPLAY set (SDL would quietly draw off screen). Call it before anything
+    draws a clip: gymnasium's renderers start SDL's video, whose probes print to stderr. With only
+    DISPLAY set, SDL is pointed at X11 alone, so a dead X server is one clear error, not a probe of
+    every driver."""
+    if os.environ.get("SDL_VIDEODRIVER") or not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        raise PrefrlError(NO_DISPLAY.format(where="DISPLAY is not set", why="no X11 or Wayland session"))
+    if not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ["SDL_VIDEODRIVER"] = "x11"
 
 
 class LabelingApp:
@@ -55,6 +79,7 @@ class LabelingApp:
         self._font: pygame.font.Font | None = None
         self._last_poll = 0.0
         self.frames_drawn = 0
+        self.stopped_by: int | None = None  # the signal that ended the session, if one did
 
     # events: state only
     def handle_event(self, event: pygame.event.Event) -> None:
@@ -121,15 +146,24 @@ class LabelingApp:
         self.frames_drawn += 1
 
     # the loop
+    def stop(self, signum: int) -> None:
+        """Ask the loop to end at its next frame, as Q does (a signal handler calls this: nothing
+        is written here, so no answer is cut off half-way)."""
+        self.stopped_by = signum
+
     def run(self, max_frames: int | None = None) -> None:
-        """Open the window and label until the labeler quits (or ``max_frames`` frames were drawn)."""
-        pygame.display.init()
-        pygame.font.init()
-        screen = pygame.display.set_mode(self.size())
-        pygame.display.set_caption(f"prefrl labeling: {self.session.store.path}")
-        clock = pygame.time.Clock()
+        """Open the window and label until the labeler quits, the window is closed, :meth:`stop` is
+        called, or ``max_frames`` frames were drawn. The pair on screen is released however it ends.
+
+        Raises:
+            PrefrlError: no display can be opened (SDL would fall back to drawing off screen, where
+                nobody sees the window); nothing is claimed then.
+        """
         try:
-            while not self.session.done and (max_frames is None or self.frames_drawn < max_frames):
+            screen = self._open()
+            clock = pygame.time.Clock()
+            while not self.session.done and self.stopped_by is None and (
+                    max_frames is None or self.frames_drawn < max_frames):
                 dt = clock.tick(self.display_fps) / 1000.0
                 for event in pygame.event.get():
                     self.handle_event(event)
@@ -143,3 +177,18 @@ class LabelingApp:
         finally:
             self.session.quit()
             pygame.display.quit()
+
+    def _open(self) -> pygame.Surface:
+        check_display()
+        try:
+            pygame.display.init()
+            driver = pygame.display.get_driver()
+            if driver in HEADLESS and os.environ.get("SDL_VIDEODRIVER") != driver:
+                raise pygame.error(f"SDL found no screen and fell back to its {driver!r} driver")
+            pygame.font.init()
+            screen = pygame.display.set_mode(self.size())
+        except pygame.error as exc:
+            where = f"DISPLAY={os.environ['DISPLAY']}" if os.environ.get("DISPLAY") else "DISPLAY is not set"
+            raise PrefrlError(NO_DISPLAY.format(where=where, why=exc)) from None
+        pygame.display.set_caption(f"prefrl labeling: {self.session.store.path}")
+        return screen

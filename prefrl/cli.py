@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 __all__ = ["main"]
@@ -127,19 +128,32 @@ def _label(args) -> int:
     path = run_dir / "store.sqlite"
     if not path.exists():
         raise PrefrlError(f"{run_dir} holds no store.sqlite: give the directory of a `prefrl train` run")
-    store = PreferenceStore(path, create=False)
-    finished = (run_dir / "summary.json").exists()
-    labeler = args.labeler or getpass.getuser() or "labeler"
-    from .labeling_ui.app import LabelingApp
+    from .labeling_ui.app import LabelingApp, check_display
     from .labeling_ui.frames import frame_rate
     from .labeling_ui.session import LabelingSession
 
-    session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or finished)
+    check_display()  # before a clip is drawn or a pair claimed
+    finished = (run_dir / "summary.json").exists()
+    labeler = args.labeler or getpass.getuser() or "labeler"
+    store = PreferenceStore(path, create=False)
+    previous = {}
     try:
-        LabelingApp(session, clip_fps=frame_rate(store.env)).run()
+        session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or finished)
+        app = LabelingApp(session, clip_fps=frame_rate(store.env))
+        # Ctrl-C, a closed terminal or `kill` end the session as Q does: the window finishes its
+        # frame, the pair on screen is released and the answers (each stored as given) are counted.
+        stops = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+        previous = {s: signal.signal(s, lambda signum, frame: app.stop(signum)) for s in stops}
+        app.run()
     finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         store.close()
     print(f"{session.labeled} answers from {labeler} are in {path}")
+    if app.stopped_by is not None:
+        print(f"prefrl label: stopped by {signal.Signals(app.stopped_by).name}; every answer given is kept",
+              file=sys.stderr)
+        return 128 + app.stopped_by
     return 0
 
 

@@ -81,3 +81,18 @@ def test_the_results_table_marks_runs_not_made_yet_and_runs_made_elsewhere():
     assert cartpole.endswith("| 200 |")  # the wall time is of this machine's runs only
     assert "† Made on another machine and copied in: box" in text
     assert "not run yet" in text  # the true-reward row and the other envs
+
+
+def test_the_code_version_leaves_out_only_what_synthetic_runs_never_import(tmp_path):
+    # labeling_ui/ is not in the version; a synthetic run that imported it would make that a lie
+    script = (
+        "import sys\n"
+        "from prefrl.train import TrainConfig, train\n"
+        f"train(TrainConfig('cartpole', labels=12, steps=2048, run_dir={str(tmp_path / 'run')!r}, progress_bar=False))\n"
+        "mods = [m for m in sys.modules if m.split('.')[:2] == ['prefrl', 'labeling_ui'] or m == 'pygame']\n"
+        "assert 'prefrl.train' in sys.modules and not mods, mods\n")
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert harness.UNVERSIONED == ("labeling_ui",)

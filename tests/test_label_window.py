@@ -6,6 +6,7 @@ classic-control clips; these drive the real thing. `.ci/run` installs Xvfb and x
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -129,3 +130,68 @@ def test_thirty_answers_by_key_in_a_real_window_then_q(tmp_path, display, env):
     with PreferenceStore(run / "store.sqlite", create=False) as store:
         claimed = store.claim("another")  # the pair on screen at quit was released
         assert claimed is not None and claimed.id == queries[n]
+
+
+def _close_button(display, window):
+    """What a window manager sends when the close button in a window's title bar is clicked: the
+    ICCCM WM_DELETE_WINDOW client message (Xvfb runs no window manager to draw the button)."""
+    from Xlib import X, display as xdisplay, protocol
+
+    d = xdisplay.Display(display)
+    try:
+        w = d.create_resource_object("window", int(window))
+        protocols, delete = d.intern_atom("WM_PROTOCOLS"), d.intern_atom("WM_DELETE_WINDOW")
+        assert delete in (w.get_wm_protocols() or []), "the window does not take WM_DELETE_WINDOW"
+        w.send_event(protocol.event.ClientMessage(window=w, client_type=protocols,
+                                                  data=(32, [delete, X.CurrentTime, 0, 0, 0])),
+                     event_mask=X.NoEventMask)
+        d.sync()  # a round trip: the server has sent the message before this connection closes
+    finally:
+        d.close()
+
+
+ENDINGS = {"q": 0, "Escape": 0, "close button": 0, "SIGTERM": 143, "SIGINT": 130}
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_every_way_of_ending_keeps_the_answers_and_releases_the_pair(tmp_path, display, ending):
+    n = 3
+    run, queries = _run_dir(tmp_path, "cartpole", n + 2)
+    proc, window = _open_window(run, display)
+    try:
+        for k in range(n):
+            _press_and_wait(display, window, run, KEYS[k], k + 1)
+        if ending == "close button":
+            _close_button(display, window)
+        elif ending.startswith("SIG"):
+            proc.send_signal(getattr(signal, ending))
+        else:
+            _xdotool(display, "windowfocus", "--sync", window, check=False)
+            _xdotool(display, "key", ending)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ENDINGS[ending] and "Traceback" not in err, (proc.returncode, err[-2000:])
+    assert f"{n} answers from tester" in out
+    if ending.startswith("SIG"):
+        assert err.strip().splitlines() == [f"prefrl label: stopped by {ending}; every answer given is kept"]
+    assert _labels(run) == [(q, PREFERENCE[key], "tester") for q, key in zip(queries, KEYS[:n])]
+    with PreferenceStore(run / "store.sqlite", create=False) as store:
+        claimed = store.claim("another")
+        assert claimed is not None and claimed.id == queries[n]
+
+
+def test_the_window_is_found_by_its_class(tmp_path, display):
+    run, _ = _run_dir(tmp_path, "cartpole", 2)
+    proc, window = _open_window(run, display)
+    try:
+        found = _xdotool(display, "search", "--onlyvisible", "--classname", "prefrl", check=False).stdout.split()
+        assert window in found
+        _xdotool(display, "windowfocus", "--sync", window, check=False)
+        _xdotool(display, "key", "q")
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0

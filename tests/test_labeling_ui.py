@@ -177,3 +177,23 @@ def test_train_with_human_feedback_waits_for_and_learns_from_the_ui(tmp_path, ca
     with PreferenceStore(run / "store.sqlite") as store:
         labeled = store.comparisons("labeled")
         assert {c.labeler for c in labeled} == {"ann"} and {c.source for c in labeled} == {"human"}
+
+
+@pytest.mark.parametrize("display", [None, ":987"])
+def test_with_no_display_label_says_so_in_one_line_and_claims_nothing(tmp_path, display):
+    import subprocess
+    import sys
+
+    store, queries = _store(tmp_path)
+    store.close()
+    env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY")}
+    if display:  # a display no X server answers on
+        env["DISPLAY"] = display
+    done = subprocess.run([sys.executable, "-m", "prefrl", "label", str(tmp_path), "--labeler", "ann"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "", (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prefrl: error: no display to open the labeling window on")
+    assert (f"DISPLAY={display}" if display else "DISPLAY is not set") in lines[0]
+    with PreferenceStore(tmp_path / "store.sqlite", create=False) as fresh:
+        assert fresh.claim("bob").id == queries[0]  # the pair it claimed was released

@@ -33,9 +33,36 @@ KEYS = {
     pygame.K_p: "pause",
     pygame.K_ESCAPE: "quit", pygame.K_q: "quit",
 }
-LEGEND = ("Left/A: left is better    Right/D: right is better    Down/S/=: equally good",
-          "Space: can't tell    U/Backspace: undo    P: pause    Esc/Q: quit")
-MARGIN, HEADER, FOOTER = 16, 64, 60
+# Keys of the window alone (playback and help); they never touch the store.
+VIEW_KEYS = {
+    pygame.K_LEFTBRACKET: "slower", pygame.K_RIGHTBRACKET: "faster", pygame.K_r: "replay",
+    pygame.K_h: "help", pygame.K_F1: "help",
+}
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)  # playback speed, times the env's own frame rate
+LEGEND = ("Left/A: left is better    Right/D: right is better    Down/S/=: equal",
+          "Space: can't tell    U/Backspace: undo    P: pause    R: replay",
+          "[ and ]: slower, faster    H: help    Esc/Q: quit")
+HELP = ("How to label",
+        "",
+        "Two clips of the agent play side by side, looping in step.",
+        "Watch both, then say which does better at the task as you",
+        "understand it. The agent never sees the game's score: it",
+        "learns what you prefer from your answers.",
+        "",
+        "Left or A\tthe left clip is better",
+        "Right or D\tthe right clip is better",
+        "Down, S or =\tboth are equally good",
+        "Space\tcan't tell (never trained on)",
+        "U or Backspace\tundo the last answer, see that pair again",
+        "P\tpause",
+        "R\treplay from the start",
+        "[ and ]\tslower, faster",
+        "H or F1\tthis screen",
+        "Esc or Q\tquit",
+        "",
+        "Each answer is saved the moment you give it.",
+        "Press any key to start.")
+MARGIN, HEADER, FOOTER = 16, 84, 82
 # SDL's drivers that draw where nobody sees: chosen on purpose (tests), or a sign there is no screen
 HEADLESS = ("dummy", "offscreen")
 NO_DISPLAY = ("no display to open the labeling window on ({where}; {why}): run `prefrl label` in a desktop "
@@ -65,10 +92,12 @@ class LabelingApp:
         clip_fps: steps per second the clips play at (the env's frame rate).
         display_fps: frames per second the window is drawn at.
         clip_width: each clip is scaled to about this many pixels wide (Atari's 84 becomes ×4).
+        help: start with the screen that explains the keys (any key closes it; `prefrl label`
+            shows it to a labeler with no answers in the store yet).
     """
 
     def __init__(self, session: LabelingSession, clip_fps: float = 30.0, display_fps: int = 60,
-                 clip_width: int = 336):
+                 clip_width: int = 336, help: bool = False):
         self.session = session
         self.clip_fps = clip_fps
         self.display_fps = display_fps
@@ -80,22 +109,41 @@ class LabelingApp:
         self._last_poll = 0.0
         self.frames_drawn = 0
         self.stopped_by: int | None = None  # the signal that ended the session, if one did
+        self.speed = 1.0  # one of SPEEDS
+        self.help = help
 
     # events: state only
     def handle_event(self, event: pygame.event.Event) -> None:
         if event.type == pygame.QUIT:
             self.session.apply("quit")
+        elif event.type == pygame.KEYDOWN and self.help:
+            self.help = False  # any key closes the help screen, and does nothing else
+            self.session.restart_clock()  # reading the help is not time spent on the pair
+        elif event.type == pygame.KEYDOWN and event.key in VIEW_KEYS:
+            self.view(VIEW_KEYS[event.key])
         elif event.type == pygame.KEYDOWN and event.key in KEYS:
             before = self.session.current.id if self.session.current else None
             self.session.apply(KEYS[event.key])
             if (self.session.current.id if self.session.current else None) != before:
                 self.step = 0.0  # a new pair starts from its first step
 
+    def view(self, action: str) -> None:
+        """Playback and help: ``slower``, ``faster``, ``replay`` or ``help``."""
+        k = SPEEDS.index(self.speed)
+        if action == "slower":
+            self.speed = SPEEDS[max(0, k - 1)]
+        elif action == "faster":
+            self.speed = SPEEDS[min(len(SPEEDS) - 1, k + 1)]
+        elif action == "replay":
+            self.step = 0.0
+        elif action == "help":
+            self.help = True
+
     def update(self, dt: float) -> None:
         """Advance playback by ``dt`` seconds (not while paused); look for new queries once a second
         while none is on screen."""
-        if not self.session.paused:
-            self.step += dt * self.clip_fps
+        if not self.session.paused and not self.help:
+            self.step += dt * self.clip_fps * self.speed
         now = time.monotonic()
         if self.session.current is None and now - self._last_poll > 1.0:
             self._last_poll = now
@@ -122,24 +170,37 @@ class LabelingApp:
         frames = self.session.frames
         h, w = (frames[0].shape[1:3] if frames is not None else (3, 4))
         clip_h = round(h * self.clip_width / w)
-        return 3 * MARGIN + 2 * self.clip_width, HEADER + clip_h + FOOTER + MARGIN
+        return 3 * MARGIN + 2 * self.clip_width, max(HEADER + clip_h, HEADER - 20 + 22 * len(HELP)) + FOOTER + MARGIN
+
+    def waiting_line(self) -> str:
+        """How many answers are asked for: by a live trainer, or of a finished run's clips."""
+        n = self.session.waiting()
+        if self.session.new_pairs:
+            return f"{n} queries waiting; the run is finished, so new pairs of its clips are drawn after them"
+        return f"the trainer is waiting for {n} answer{'s' if n != 1 else ''}"
 
     def draw(self, surface: pygame.Surface) -> None:
         s = self.session
         font = self._font or pygame.font.Font(None, 24)
         self._font = font
         surface.fill(BG)
-        status = (f"{s.labeler}   labeled this session: {s.labeled}   waiting: {s.waiting()}   "
-                  f"{s.labels_per_minute():.1f} labels/min" + ("   PAUSED" if s.paused else ""))
-        surface.blit(font.render(status, True, FG), (MARGIN, 12))
+        status = (f"{s.labeler}   answered this session: {s.labeled}   {s.labels_per_minute():.1f} a minute   "
+                  f"speed {self.speed:g}x" + ("   PAUSED" if s.paused else ""))
+        surface.blit(font.render(status, True, FG), (MARGIN, 10))
+        surface.blit(font.render(self.waiting_line(), True, DIM), (MARGIN, 34))
         clips = self._scaled()
-        if clips is None:
+        if self.help:
+            for k, line in enumerate(HELP):  # "key\twhat it does" in two columns
+                y = HEADER - 20 + 22 * k
+                for column, text in zip((0, 150), line.split("\t")):
+                    surface.blit(font.render(text, True, FG if k else ACCENT), (MARGIN + column, y))
+        elif clips is None:
             message = "No queries waiting. Waiting for the trainer to ask (Esc/Q quits)."
             surface.blit(font.render(message, True, DIM), (MARGIN, HEADER))
         else:
             for k, (frames, name) in enumerate(zip(clips, ("left (Left/A)", "right (Right/D)"))):
                 x = MARGIN + k * (self.clip_width + MARGIN)
-                surface.blit(font.render(name, True, ACCENT), (x, HEADER - 24))
+                surface.blit(font.render(name, True, ACCENT), (x, HEADER - 22))
                 surface.blit(frames[int(self.step) % len(frames)], (x, HEADER))
         for k, line in enumerate(LEGEND):
             surface.blit(font.render(line, True, DIM), (MARGIN, surface.get_height() - FOOTER + 4 + 22 * k))

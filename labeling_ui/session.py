@@ -52,6 +52,8 @@ class LabelingSession:
     paused: bool = False
     done: bool = False
     history: list[int] = field(default_factory=list)  # comparisons answered this session, in order
+    seconds: list[float] = field(default_factory=list)  # how long each answer in history took
+    answers: list[str] = field(default_factory=list)  # each answer in history: left, right, equal or skip
     started: float = field(default_factory=time.time)
 
     def __post_init__(self):
@@ -90,6 +92,8 @@ class LabelingSession:
         elif self.current is not None:
             self.store.record_labels([(self.current.id, PREFERENCE[action])], labeler=self.labeler)
             self.history.append(self.current.id)
+            self.seconds.append(time.monotonic() - self._shown_at)
+            self.answers.append(action)
             self.advance()
 
     def undo(self) -> None:
@@ -97,6 +101,8 @@ class LabelingSession:
         if not self.history:
             return
         previous = self.history.pop()
+        self.seconds.pop()
+        self.answers.pop()
         if self.current is not None:
             self.store.release(self.current.id, self.labeler)
         self.store.unlabel(previous, self.labeler)
@@ -123,7 +129,21 @@ class LabelingSession:
         self.current = self.clips = self.frames = None
         self.done = True
 
+    def restart_clock(self) -> None:
+        """Time the pair on screen from now (the window calls this when its help screen closes)."""
+        self._shown_at = time.monotonic()
+
+    def summary(self) -> str:
+        """One line on the session: answers, skips, minutes and the median seconds an answer took."""
+        skips = self.answers.count("skip")
+        minutes = (time.time() - self.started) / 60.0
+        median = f", median {np.median(self.seconds):.1f} s an answer" if self.seconds else ""
+        n = self.labeled
+        return (f"{n} answer{'s' if n != 1 else ''} from {self.labeler} ({skips} can't-tell) in {minutes:.1f} min{median}; "
+                f"every one is in {self.store.path}")
+
     def _show(self, comparison: Comparison | None) -> None:
+        self._shown_at = time.monotonic()
         self.current = comparison
         if comparison is None:
             self.clips = self.frames = None

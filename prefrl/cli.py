@@ -139,7 +139,10 @@ def _label(args) -> int:
     previous = {}
     try:
         session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or finished)
-        app = LabelingApp(session, clip_fps=frame_rate(store.env))
+        # the help screen first for a labeler new to this store
+        first_time = not any(c.labeler == labeler for c in store.comparisons()) and not any(
+            r.labeler == labeler for r in store.rankings())
+        app = LabelingApp(session, clip_fps=frame_rate(store.env), help=first_time)
         # Ctrl-C, a closed terminal or `kill` end the session as Q does: the window finishes its
         # frame, the pair on screen is released and the answers (each stored as given) are counted.
         stops = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
@@ -149,7 +152,7 @@ def _label(args) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
         store.close()
-    print(f"{session.labeled} answers from {labeler} are in {path}")
+    print(session.summary())
     if app.stopped_by is not None:
         print(f"prefrl label: stopped by {signal.Signals(app.stopped_by).name}; every answer given is kept",
               file=sys.stderr)

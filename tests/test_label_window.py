@@ -87,6 +87,9 @@ def _open_window(run, display):
             pytest.fail(f"the labeling window never opened: {err[-2000:]}")
         time.sleep(0.2)
     _xdotool(display, "windowfocus", "--sync", window, check=False)
+    # A labeler new to the store sees the help screen first; any key closes it and answers nothing
+    # (the keys after it are handled in order, so the next key is the first answer).
+    _xdotool(display, "key", "--clearmodifiers", "Return")
     return proc, window
 
 
@@ -195,3 +198,29 @@ def test_the_window_is_found_by_its_class(tmp_path, display):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
+
+
+def test_a_new_labeler_sees_the_help_first_and_its_key_answers_nothing(tmp_path, display):
+    run, queries = _run_dir(tmp_path, "cartpole", 3)
+    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
+    proc = subprocess.Popen([sys.executable, "-m", "prefrl", "label", str(run), "--labeler", "newcomer"],
+                            env={**env, "DISPLAY": display}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):  # polls, 0.2 s apart
+            found = _xdotool(display, "search", "--onlyvisible", "--pid", str(proc.pid), check=False).stdout.split()
+            if found:
+                break
+            time.sleep(0.2)
+        window = found[0]
+        _xdotool(display, "windowfocus", "--sync", window, check=False)
+        _xdotool(display, "key", "--clearmodifiers", "Left")  # closes the help
+        _press_and_wait(display, window, run, "Right", 1)  # the first answer
+        _xdotool(display, "windowfocus", "--sync", window, check=False)
+        _xdotool(display, "key", "q")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert _labels(run) == [(queries[0], 0.0, "newcomer")]
+    assert out.startswith("1 answer from newcomer (0 can't-tell) in ") and "s an answer" in out

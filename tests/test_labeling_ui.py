@@ -94,7 +94,10 @@ def test_pause_stops_playback_and_drawing_reads_state_only(tmp_path):
     store, _ = _store(tmp_path)
     app = LabelingApp(LabelingSession(store, "ann", "pong"), clip_fps=10, clip_width=252)
     surface = pygame.Surface(app.size())
-    assert app.size() == (3 * 16 + 2 * 252, 64 + 252 + 60 + 16)  # 84x84 frames scaled x3
+    from prefrl.labeling_ui.app import FOOTER, HEADER, HELP, MARGIN
+
+    # 84x84 frames scaled x3, under the status lines; tall enough for the help screen
+    assert app.size() == (3 * MARGIN + 2 * 252, max(HEADER + 252, HEADER - 20 + 22 * len(HELP)) + FOOTER + MARGIN)
     app.update(0.5)
     assert app.step == pytest.approx(5.0)
     _key(app, pygame.K_p)
@@ -197,3 +200,57 @@ def test_with_no_display_label_says_so_in_one_line_and_claims_nothing(tmp_path, 
     assert (f"DISPLAY={display}" if display else "DISPLAY is not set") in lines[0]
     with PreferenceStore(tmp_path / "store.sqlite", create=False) as fresh:
         assert fresh.claim("bob").id == queries[0]  # the pair it claimed was released
+
+
+def test_the_help_screen_closes_on_any_key_without_answering(tmp_path):
+    store, queries = _store(tmp_path)
+    app = LabelingApp(LabelingSession(store, "ann", "pong"), clip_fps=10, help=True)
+    app.update(1.0)
+    assert app.step == 0.0  # clips wait behind the help screen
+    _key(app, pygame.K_LEFT)  # closes the help: not an answer
+    assert not app.help and store.num_labels() == 0 and app.session.current.id == queries[0]
+    _key(app, pygame.K_LEFT)
+    assert store.comparison(queries[0]).preference == 1.0
+    _key(app, pygame.K_h)
+    assert app.help and store.num_labels() == 1
+
+
+def test_playback_speed_and_replay(tmp_path):
+    store, _ = _store(tmp_path)
+    app = LabelingApp(LabelingSession(store, "ann", "pong"), clip_fps=10)
+    app.update(1.0)
+    assert app.step == pytest.approx(10.0)
+    _key(app, pygame.K_LEFTBRACKET)
+    app.update(1.0)
+    assert app.speed == 0.5 and app.step == pytest.approx(15.0)
+    for _ in range(9):  # clamped at the fastest
+        _key(app, pygame.K_RIGHTBRACKET)
+    app.update(1.0)
+    assert app.speed == 4.0 and app.step == pytest.approx(55.0)
+    _key(app, pygame.K_r)
+    assert app.step == 0.0 and store.num_labels() == 0  # view keys never touch the store
+
+
+def test_the_quit_summary_counts_answers_skips_and_the_median_time(tmp_path, monkeypatch):
+    import prefrl.labeling_ui.session as session_module
+
+    now = [100.0]
+    monkeypatch.setattr(session_module.time, "monotonic", lambda: now[0])
+    store, _ = _store(tmp_path, n_queries=4)
+    session = LabelingSession(store, "ann", "pong")  # the first pair shown at 100
+    now[0] = 102.0
+    session.apply("left")  # 2 s; the next pair shown at 102
+    now[0] = 103.0
+    session.apply("skip")  # 1 s
+    assert session.seconds == [2.0, 1.0]
+    line = session.summary()
+    assert line.startswith("2 answers from ann (1 can't-tell) in ") and "median 1.5 s an answer" in line
+    assert str(store.path) in line
+
+
+def test_the_waiting_line_says_who_waits(tmp_path):
+    store, _ = _store(tmp_path, n_queries=3)
+    live = LabelingApp(LabelingSession(store, "ann", "pong"))
+    assert live.waiting_line() == "the trainer is waiting for 3 answers"  # the pair on screen counts
+    finished = LabelingApp(LabelingSession(store, "bob", "pong", new_pairs=True))
+    assert finished.waiting_line().startswith("3 queries waiting; the run is finished")

@@ -9,16 +9,19 @@ example (docs/tutorials/5_train_preference_comparisons.ipynb: the tuned PPO, rew
 input normalization, 100-step fragments, 10% of the comparisons up front, a hyperbolic query
 schedule, 3 reward epochs, 4× for the first), with the notebook's "set to 60 for better
 performance" iterations and the same budget as prefrl's pendulum preset: 200 comparisons over
-150k agent steps (imitation trains at least one 2,048-step PPO rollout per iteration, so its
-agent takes about 150k steps too). Each side's final policy, the one trained inside the loop, is scored on the plain
+150k agent steps asked of each. imitation's PPO rounds each of the 60 iterations up to whole
+2,048-step rollouts, so its agent takes 249,856 steps (recorded as ``timesteps`` in each result),
+1.65× prefrl's 151,552: the budget favours imitation. Each side's final policy, the one trained inside the loop, is scored on the plain
 Pendulum-v1 over 10 deterministic episodes. The prefrl runs come from ``harness.run_all`` (cached by
-code version); an imitation result is cached by this script's hash and the seed.
+code version); an imitation result is cached by the seed and a hash of the code that makes it
+(``imitation_run``, ``ensure_venv``, the budget), so editing this text does not void it.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import subprocess
 import sys
@@ -86,6 +89,12 @@ def ensure_venv(venv: Path) -> Path:
     return python
 
 
+def imitation_version() -> str:
+    """A hash of what makes an imitation result: its run and venv code and the budget."""
+    made_by = inspect.getsource(imitation_run) + inspect.getsource(ensure_venv) + f"{STEPS} {COMPARISONS}"
+    return hashlib.sha256(made_by.encode()).hexdigest()[:12]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -100,7 +109,7 @@ def main() -> None:
         Path(args.result).write_text(json.dumps(imitation_run(args.seeds[0])))
         return
     python = ensure_venv(Path(args.venv))
-    tag = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    tag = imitation_version()
     out = Path(args.out) / tag
     out.mkdir(parents=True, exist_ok=True)
 

@@ -369,7 +369,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     venv = make_venv(config.seed)
     metrics = _Metrics(run_dir / "metrics.csv", start, every=1000 if config.algo == "a2c" else 0, append=resume,
                        learned=config.reward == "learned")
-    loop = None
+    loop = probe_venv = None
     if config.reward == "learned":
         venv = LearnedRewardVecEnv(venv)
         obs_space, act_space = venv.observation_space, venv.action_space
@@ -416,13 +416,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         pretrain_seconds = time.time() - pretrain_start
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps,
                                  labels_until=max(1, round(preset.labels_until * steps)))
+        probe_venv = make_venv(config.seed + 2) if preset.greedy_steps else None
         callback = PreferenceCallback(
             loop, venv, schedule, label_batch(preset.label_batch, labels - initial),
             explore_steps=int(preset.explore_fraction * steps),
             # On CPU the reward CNN scores each 16 steps of the rollout on the core the envs leave idle.
             overlap=16 if device == "cpu" and preset.reward_arch == "cnn" else 0, fit_delay=preset.fit_delay,
-            probe=_greedy_probe(make_venv(config.seed + 2), preset.greedy_steps, preset.clip_length)
-            if preset.greedy_steps else None,
+            probe=_greedy_probe(probe_venv, preset.greedy_steps, preset.clip_length) if probe_venv else None,
             on_update=lambda cb: metrics.row(cb.model, loop.store.num_labels(), cb.learned_episode_returns,
                                              loop.last_stats, cb.rollout),
         )
@@ -443,6 +443,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
               tb_log_name=config.algo, reset_num_timesteps=not resume)
     learn_seconds = time.time() - learn_start
     metrics.close()
+    if probe_venv is not None:
+        probe_venv.close()
     ppo.save(run_dir / "policy.zip")
 
     eval_env = Monitor(make_env(spec.name, fixed_horizon=False))

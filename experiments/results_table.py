@@ -35,7 +35,7 @@ def runs() -> list[Run]:
         return [Run(f"{env} {reward}", env, s, {"reward": reward}) for s in ENVS[env]]
 
     out = env_runs("cartpole", "learned")
-    for env in ("pendulum", "acrobot"):
+    for env in ("acrobot", "pendulum"):
         out += env_runs(env, "learned") + env_runs(env, "true")
     out += [Run(f"cartpole {n} labels", "cartpole", s, {"labels": n}) for n in BUDGETS if n != 200 for s in SEEDS]
     return out + env_runs("cartpole", "true") + env_runs("mountaincar", "learned") + env_runs("mountaincar", "true")

@@ -25,12 +25,20 @@ from prefrl.store import PreferenceStore
 OBS_DIM = {"cartpole": 4}
 
 
-def _store(run: Path, env: str, n: int = 6) -> None:
+def _store(run: Path, env: str, n: int = 6, k: int = 2) -> None:
     rng = np.random.default_rng(0)
     clips = []
-    for _ in range(2 * n):
-        if env == "pong":
-            obs = rng.integers(0, 255, (25, 4, 84, 84), dtype=np.uint8)
+    if env == "pong":
+        from prefrl.envs import make_env
+
+        pong = make_env("pong")
+        pong.reset(seed=0)
+        pong.action_space.seed(0)
+        for _ in range(100):  # past the serve
+            pong.step(pong.action_space.sample())
+    for _ in range(k * n):
+        if env == "pong":  # 25 steps of a random policy, as the agent sees them (score blanked)
+            obs = np.stack([pong.step(pong.action_space.sample())[0] for _ in range(25)])
         else:  # a cart that drifts and a pole that tips, so the two clips differ
             t = np.linspace(0, 1, 50)[:, None]
             obs = (np.array([[rng.uniform(-1, 1), 0, rng.uniform(-0.15, 0.15), 0]]) * t).astype(np.float32)
@@ -38,7 +46,10 @@ def _store(run: Path, env: str, n: int = 6) -> None:
     run.mkdir(parents=True)
     with PreferenceStore(run / "store.sqlite", env=env) as store:
         ids = store.add_clips(clips)
-        store.add_queries([(ids[2 * k], ids[2 * k + 1]) for k in range(n)], source="human")
+        if k == 2:
+            store.add_queries([(ids[2 * q], ids[2 * q + 1]) for q in range(n)], source="human")
+        else:
+            store.add_ranking_queries([tuple(ids[k * q:k * (q + 1)]) for q in range(n)], source="human")
 
 
 def _x(display: str, *args: str) -> str:
@@ -63,9 +74,10 @@ def main() -> None:
     try:
         time.sleep(1.0)
         with tempfile.TemporaryDirectory() as tmp:
-            for env, shots in (("cartpole", ("help", "pair", "slow")), ("pong", ("pair",))):
-                run = Path(tmp) / env
-                _store(run, env)
+            for env, k, shots in (("cartpole", 2, ("help", "pair", "slow")), ("pong", 2, ("pair",)),
+                                  ("cartpole", 3, ("rank",))):
+                run = Path(tmp) / f"{env}{k}"
+                _store(run, env, k=k)
                 env_vars = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
                 proc = subprocess.Popen([sys.executable, "-m", "prefrl", "label", str(run), "--labeler", "ann"],
                                         env={**env_vars, "DISPLAY": display})
@@ -79,8 +91,12 @@ def main() -> None:
                 _x(display, "xdotool", "windowfocus", "--sync", window)
                 if "help" in shots:
                     _shot(display, window, out / f"label_{env}_help.png", wait=4.0)
-                _x(display, "xdotool", "key", "Return", "Left")  # close the help, answer one pair
-                _shot(display, window, out / f"label_{env}_pair.png")
+                if "rank" in shots:  # close the help, rank one group, place the best of the next
+                    _x(display, "xdotool", "key", "Return", "2", "1", "3")
+                    _shot(display, window, out / f"label_{env}_rank{k}.png", wait=4.0)
+                else:
+                    _x(display, "xdotool", "key", "Return", "Left")  # close the help, answer one pair
+                    _shot(display, window, out / f"label_{env}_pair.png")
                 if "slow" in shots:
                     _x(display, "xdotool", "key", "bracketleft", "p")
                     _shot(display, window, out / f"label_{env}_paused_slow.png")

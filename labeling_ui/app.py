@@ -20,7 +20,7 @@ import pygame  # noqa: E402
 
 from prefrl.errors import PrefrlError  # noqa: E402
 
-from .session import LabelingSession  # noqa: E402
+from .session import MAX_RANK, LabelingSession  # noqa: E402
 
 __all__ = ["KEYS", "LabelingApp", "check_display"]
 
@@ -32,6 +32,9 @@ KEYS = {
     pygame.K_u: "undo", pygame.K_BACKSPACE: "undo",
     pygame.K_p: "pause",
     pygame.K_ESCAPE: "quit", pygame.K_q: "quit",
+    # rankings: the number of the best clip among those not yet placed, then the next best
+    **{getattr(pygame, f"K_{k}"): f"pick{k}" for k in range(1, MAX_RANK + 1)},
+    **{getattr(pygame, f"K_KP{k}"): f"pick{k}" for k in range(1, MAX_RANK + 1)},
 }
 # Keys of the window alone (playback and help); they never touch the store.
 VIEW_KEYS = {
@@ -42,26 +45,23 @@ SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)  # playback speed, times the env's own frame
 LEGEND = ("Left/A: left is better    Right/D: right is better    Down/S/=: equal",
           "Space: can't tell    U/Backspace: undo    P: pause    R: replay",
           "[ and ]: slower, faster    H: help    Esc/Q: quit")
+RANK_LEGEND = ("1-{k}: the best clip of those not placed yet, then the next best",
+               "Space: can't tell    U/Backspace: undo    P: pause    R: replay",
+               "[ and ]: slower, faster    H: help    Esc/Q: quit")
+# The help screen: lines of text, and rows of two "key, what it does" columns.
 HELP = ("How to label",
         "",
-        "Two clips of the agent play side by side, looping in step.",
-        "Watch both, then say which does better at the task as you",
-        "understand it. The agent never sees the game's score: it",
-        "learns what you prefer from your answers.",
+        "The clips play side by side, looping. Say which does better at the task as you",
+        "understand it: the agent never sees the game's score; it learns from your answers.",
         "",
-        "Left or A\tthe left clip is better",
-        "Right or D\tthe right clip is better",
-        "Down, S or =\tboth are equally good",
-        "Space\tcan't tell (never trained on)",
-        "U or Backspace\tundo the last answer, see that pair again",
-        "P\tpause",
-        "R\treplay from the start",
-        "[ and ]\tslower, faster",
-        "H or F1\tthis screen",
-        "Esc or Q\tquit",
+        (("Left or A", "left is better"), ("P", "pause")),
+        (("Right or D", "right is better"), ("R", "replay from the start")),
+        (("Down, S or =", "equally good"), ("[ and ]", "slower, faster")),
+        (("Space", "can't tell"), ("H or F1", "this screen")),
+        (("U or Backspace", "undo"), ("Esc or Q", "quit")),
+        (("1, 2, 3, 4", "ranking: best first"), ("", "")),
         "",
-        "Each answer is saved the moment you give it.",
-        "Press any key to start.")
+        "Each answer is saved the moment you give it. Press any key to start.")
 MARGIN, HEADER, FOOTER = 16, 84, 82
 # SDL's drivers that draw where nobody sees: chosen on purpose (tests), or a sign there is no screen
 HEADLESS = ("dummy", "offscreen")
@@ -122,10 +122,10 @@ class LabelingApp:
         elif event.type == pygame.KEYDOWN and event.key in VIEW_KEYS:
             self.view(VIEW_KEYS[event.key])
         elif event.type == pygame.KEYDOWN and event.key in KEYS:
-            before = self.session.current.id if self.session.current else None
+            before = self.session.key
             self.session.apply(KEYS[event.key])
-            if (self.session.current.id if self.session.current else None) != before:
-                self.step = 0.0  # a new pair starts from its first step
+            if self.session.key != before:
+                self.step = 0.0  # a new query starts from its first step
 
     def view(self, action: str) -> None:
         """Playback and help: ``slower``, ``faster``, ``replay`` or ``help``."""
@@ -150,33 +150,41 @@ class LabelingApp:
             self.session.poll()
 
     # drawing: reads state only
-    def _scaled(self) -> tuple[list[pygame.Surface], list[pygame.Surface]] | None:
-        current = self.session.current
-        if current is None or self.session.frames is None:
+    def _scaled(self) -> tuple[list[pygame.Surface], ...] | None:
+        if self.session.current is None or self.session.frames is None:
             return None
-        if self._shown != current.id:
+        if self._shown != self.session.key:
             self._surfaces = tuple(self._to_surfaces(f) for f in self.session.frames)
-            self._shown = current.id
+            self._shown = self.session.key
         return self._surfaces
+
+    def each_width(self) -> int:
+        """Pixels across each clip: ``clip_width`` for a pair; K clips share about two widths."""
+        n = len(self.session.frames) if self.session.frames is not None else 2
+        return self.clip_width if n == 2 else max(2 * self.clip_width // n, 240)
 
     def _to_surfaces(self, frames: np.ndarray) -> list[pygame.Surface]:
         h, w = frames.shape[1:3]
-        scale = self.clip_width / w
+        scale = self.each_width() / w
         size = (round(w * scale), round(h * scale))
         return [pygame.transform.scale(pygame.surfarray.make_surface(np.ascontiguousarray(f.swapaxes(0, 1))), size)
                 for f in frames]
 
     def size(self) -> tuple[int, int]:
         frames = self.session.frames
+        n = len(frames) if frames is not None else 2
         h, w = (frames[0].shape[1:3] if frames is not None else (3, 4))
-        clip_h = round(h * self.clip_width / w)
-        return 3 * MARGIN + 2 * self.clip_width, max(HEADER + clip_h, HEADER - 20 + 22 * len(HELP)) + FOOTER + MARGIN
+        each = self.each_width()
+        clip_h = round(h * each / w)
+        height = max(HEADER + clip_h + FOOTER, HEADER - 20 + 22 * len(HELP)) + MARGIN  # the help covers the legend
+        return (n + 1) * MARGIN + n * each, height
 
     def waiting_line(self) -> str:
         """How many answers are asked for: by a live trainer, or of a finished run's clips."""
         n = self.session.waiting()
         if self.session.new_pairs:
-            return f"{n} queries waiting; the run is finished, so new pairs of its clips are drawn after them"
+            what = "pairs" if self.session.rank_size == 2 else f"groups of {self.session.rank_size}"
+            return f"{n} queries waiting; the run is finished, so new {what} of its clips are drawn after them"
         return f"the trainer is waiting for {n} answer{'s' if n != 1 else ''}"
 
     def draw(self, surface: pygame.Surface) -> None:
@@ -190,19 +198,34 @@ class LabelingApp:
         surface.blit(font.render(self.waiting_line(), True, DIM), (MARGIN, 34))
         clips = self._scaled()
         if self.help:
-            for k, line in enumerate(HELP):  # "key\twhat it does" in two columns
+            for k, line in enumerate(HELP):
                 y = HEADER - 20 + 22 * k
-                for column, text in zip((0, 150), line.split("\t")):
-                    surface.blit(font.render(text, True, FG if k else ACCENT), (MARGIN + column, y))
+                if isinstance(line, str):
+                    surface.blit(font.render(line, True, FG if k else ACCENT), (MARGIN, y))
+                    continue
+                for column, (key, text) in enumerate(line):  # two "key  what it does" columns
+                    x = MARGIN + column * 345
+                    surface.blit(font.render(key, True, ACCENT), (x, y))
+                    surface.blit(font.render(text, True, FG), (x + 135, y))
         elif clips is None:
             message = "No queries waiting. Waiting for the trainer to ask (Esc/Q quits)."
             surface.blit(font.render(message, True, DIM), (MARGIN, HEADER))
         else:
-            for k, (frames, name) in enumerate(zip(clips, ("left (Left/A)", "right (Right/D)"))):
-                x = MARGIN + k * (self.clip_width + MARGIN)
-                surface.blit(font.render(name, True, ACCENT), (x, HEADER - 22))
-                surface.blit(frames[int(self.step) % len(frames)], (x, HEADER))
-        for k, line in enumerate(LEGEND):
+            names = [f"{k + 1}" + (f"   placed {s.order.index(k) + 1}." if k in s.order else "")
+                     for k in range(len(clips))] if s.ranking else ["left (Left/A)", "right (Right/D)"]
+            each = self.each_width()
+            for k, (frames, name) in enumerate(zip(clips, names)):
+                x = MARGIN + k * (each + MARGIN)
+                placed = s.ranking and k in s.order
+                surface.blit(font.render(name, True, FG if placed else ACCENT), (x, HEADER - 22))
+                frame = frames[int(self.step) % len(frames)]
+                surface.blit(frame, (x, HEADER))
+                if placed:  # dim a clip once it has its place
+                    veil = pygame.Surface(frame.get_size(), pygame.SRCALPHA)
+                    veil.fill((0, 0, 0, 140))
+                    surface.blit(veil, (x, HEADER))
+        legend = [] if self.help else [line.format(k=len(clips)) for line in RANK_LEGEND] if s.ranking and clips else LEGEND
+        for k, line in enumerate(legend):
             surface.blit(font.render(line, True, DIM), (MARGIN, surface.get_height() - FOOTER + 4 + 22 * k))
         self.frames_drawn += 1
 

@@ -70,8 +70,13 @@ class ScriptedLabeler(threading.Thread):
                 if session.current is None:
                     time.sleep(0.05)
                     continue
-                (preference,) = oracle([session.clips])
-                app.handle_event(pygame.event.Event(pygame.KEYDOWN, key=_KEY[preference]))
+                if session.ranking:  # the number keys of the clips best first (the last one goes last)
+                    (order,) = oracle.rank([list(session.clips)])
+                    for position in order[:-1]:
+                        app.handle_event(pygame.event.Event(pygame.KEYDOWN, key=getattr(pygame, f"K_{position + 1}")))
+                else:
+                    (preference,) = oracle([session.clips])
+                    app.handle_event(pygame.event.Event(pygame.KEYDOWN, key=_KEY[preference]))
                 self.answered += 1
                 if self.delay:
                     time.sleep(self.delay)

@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="synthetic teacher: oracle, noisy, myopic, mistake, skip, equal (B-Pref's), with parameters "
                         "as NAME:beta=..,gamma=..,mistake=..,skip=..,equal=..")
     t.add_argument("--rank-size", type=int, default=2,
-                   help="clips per query: 2 asks pairs; K > 2 has the synthetic teacher rank K clips, trained with "
-                        "the Plackett-Luce loss (a ranking counts as one label)")
+                   help="clips per query: 2 asks pairs; K > 2 asks for a ranking of K clips (the synthetic teacher's, "
+                        "or people's in `prefrl label`, up to 4), trained with the Plackett-Luce loss (a ranking "
+                        "counts as one label)")
     t.add_argument("--pessimism", type=float, default=0.0,
                    help="PPO optimizes the ensemble mean less this many member stds (default 0: the mean)")
     t.add_argument("--feedback", default="synthetic",
@@ -91,13 +92,16 @@ def _parser() -> argparse.ArgumentParser:
                                          "labeler agreement")
     ra.add_argument("run_dir")
 
-    lab = sub.add_parser("label", help="label clip pairs by hand in a pygame window",
-                         description="Open the labeling window on a run's store: two clips loop side by side; "
-                                     "each answer is committed to the store at once.")
+    lab = sub.add_parser("label", help="label clip pairs (or rank clips) by hand in a pygame window",
+                         description="Open the labeling window on a run's store: two clips (or the K of a "
+                                     "ranking) loop side by side; each answer is committed to the store at once.")
     lab.add_argument("run_dir", help="a run directory (holding store.sqlite)")
     lab.add_argument("--labeler", default=None, help="your name, stored with each label (default: $USER)")
     lab.add_argument("--new-pairs", action="store_true",
                      help="when no query is waiting, pick new pairs of stored clips (automatic on a finished run)")
+    lab.add_argument("--rank-size", type=int, default=2,
+                     help="clips in each new query picked from stored clips: 2 (a pair), 3 or 4 (a ranking, "
+                          "ordered with the number keys); queries a trainer asked are shown as asked")
     return parser
 
 
@@ -124,6 +128,8 @@ def _label(args) -> int:
     from .errors import PrefrlError
     from .store import PreferenceStore
 
+    if not 2 <= args.rank_size <= 4:
+        raise PrefrlError(f"--rank-size {args.rank_size} must be 2 (pairs), 3 or 4: that many clips fit side by side")
     run_dir = Path(args.run_dir)
     path = run_dir / "store.sqlite"
     if not path.exists():
@@ -138,7 +144,8 @@ def _label(args) -> int:
     store = PreferenceStore(path, create=False)
     previous = {}
     try:
-        session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or finished)
+        session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or finished,
+                                  rank_size=args.rank_size)
         # the help screen first for a labeler new to this store
         first_time = not any(c.labeler == labeler for c in store.comparisons()) and not any(
             r.labeler == labeler for r in store.rankings())

@@ -23,8 +23,9 @@ from .errors import StoreError
 __all__ = ["SCHEMA_VERSION", "Comparison", "Ranking", "PreferenceStore"]
 
 # 2: comparisons.claimed_by/claimed_at, so several labelers never get the same pair;
-# 3: the rankings table (K-wise feedback).
-SCHEMA_VERSION = 3
+# 3: the rankings table (K-wise feedback);
+# 4: rankings.claimed_by/claimed_at, so people rank in the window as they label pairs.
+SCHEMA_VERSION = 4
 APP_ID = "prefrl"
 
 _SCHEMA = """
@@ -64,6 +65,8 @@ CREATE TABLE rankings (
     labeler TEXT,
     created REAL NOT NULL,
     labeled_at REAL,
+    claimed_by TEXT,
+    claimed_at REAL,
     CHECK ((status = 'labeled') = (ranking IS NOT NULL))
 );
 """
@@ -205,7 +208,10 @@ class PreferenceStore:
                 self._db.execute("ALTER TABLE comparisons ADD COLUMN claimed_by TEXT")
                 self._db.execute("ALTER TABLE comparisons ADD COLUMN claimed_at REAL")
             if version < 3:
-                self._db.execute(_RANKINGS_TABLE)
+                self._db.execute(_RANKINGS_TABLE)  # already with version 4's columns
+            elif version < 4:
+                self._db.execute("ALTER TABLE rankings ADD COLUMN claimed_by TEXT")
+                self._db.execute("ALTER TABLE rankings ADD COLUMN claimed_at REAL")
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -308,21 +314,12 @@ class PreferenceStore:
         several windows on one store are never shown the same pair; a claim older than that (its
         window crashed or was left open) lapses. The claim and the read are one transaction.
         """
-        now = time.time()
-        with self._transaction():
-            row = self._db.execute(
-                "SELECT id FROM comparisons WHERE status = 'pending' AND (claimed_by IS NULL OR claimed_by = ?"
-                " OR claimed_at < ?) ORDER BY id LIMIT 1", (labeler, now - ttl)).fetchone()
-            if row is None:
-                return None
-            self._db.execute("UPDATE comparisons SET claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, now, row[0]))
-        return self.comparison(row[0])
+        found = self._claim("comparisons", labeler, ttl)
+        return None if found is None else self.comparison(found)
 
     def release(self, comparison_id: int, labeler: str) -> None:
         """Give back ``labeler``'s claim on a still-pending comparison (its window moved on or closed)."""
-        with self._transaction():
-            self._db.execute("UPDATE comparisons SET claimed_by = NULL, claimed_at = NULL WHERE id = ? AND"
-                             " claimed_by = ? AND status = 'pending'", (int(comparison_id), labeler))
+        self._release("comparisons", comparison_id, labeler)
 
     def unlabel(self, comparison_id: int, labeler: str) -> None:
         """Undo a label or a skip: the comparison is pending again, claimed by ``labeler``."""
@@ -330,6 +327,22 @@ class PreferenceStore:
             self._db.execute(
                 "UPDATE comparisons SET status = 'pending', preference = NULL, labeler = NULL, labeled_at = NULL,"
                 " claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, time.time(), int(comparison_id)))
+
+    def _claim(self, table: str, labeler: str, ttl: float) -> int | None:
+        now = time.time()
+        with self._transaction():
+            row = self._db.execute(
+                f"SELECT id FROM {table} WHERE status = 'pending' AND (claimed_by IS NULL OR claimed_by = ?"
+                " OR claimed_at < ?) ORDER BY id LIMIT 1", (labeler, now - ttl)).fetchone()
+            if row is None:
+                return None
+            self._db.execute(f"UPDATE {table} SET claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, now, row[0]))
+        return row[0]
+
+    def _release(self, table: str, query_id: int, labeler: str) -> None:
+        with self._transaction():
+            self._db.execute(f"UPDATE {table} SET claimed_by = NULL, claimed_at = NULL WHERE id = ? AND"
+                             " claimed_by = ? AND status = 'pending'", (int(query_id), labeler))
 
     def comparison(self, comparison_id: int) -> Comparison:
         row = self._db.execute("SELECT id, left_id, right_id, status, preference, source, labeler FROM comparisons"
@@ -339,8 +352,9 @@ class PreferenceStore:
         return Comparison(*row)
 
     def num_pending(self) -> int:
-        """Comparisons waiting for a label."""
-        return self._db.execute("SELECT COUNT(*) FROM comparisons WHERE status = 'pending'").fetchone()[0]
+        """Queries waiting for an answer: comparisons and rankings."""
+        return (self._db.execute("SELECT COUNT(*) FROM comparisons WHERE status = 'pending'").fetchone()[0]
+                + self._db.execute("SELECT COUNT(*) FROM rankings WHERE status = 'pending'").fetchone()[0])
 
     def comparisons(self, status: str | None = None) -> list[Comparison]:
         """All comparisons, or those with one status, oldest first."""
@@ -392,13 +406,36 @@ class PreferenceStore:
                     ("skipped" if order is None else "labeled",
                      None if order is None else json.dumps([int(i) for i in order]), labeler, now, int(ranking_id)))
 
-    def rankings(self, status: str | None = None) -> list[Ranking]:
-        """All rankings, or those with one status, oldest first."""
-        q = "SELECT id, clip_ids, status, ranking, source, labeler FROM rankings"
-        rows = self._db.execute(q + (" WHERE status = ?" if status else "") + " ORDER BY id",
-                                (status,) if status else ())
+    def claim_ranking(self, labeler: str, ttl: float = 600.0) -> Ranking | None:
+        """Take the oldest pending ranking for ``labeler``, as :meth:`claim` takes a comparison."""
+        found = self._claim("rankings", labeler, ttl)
+        return None if found is None else self.ranking(found)
+
+    def release_ranking(self, ranking_id: int, labeler: str) -> None:
+        """Give back ``labeler``'s claim on a still-pending ranking."""
+        self._release("rankings", ranking_id, labeler)
+
+    def unlabel_ranking(self, ranking_id: int, labeler: str) -> None:
+        """Undo a ranking or its skip: pending again, claimed by ``labeler``."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE rankings SET status = 'pending', ranking = NULL, labeler = NULL, labeled_at = NULL,"
+                " claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, time.time(), int(ranking_id)))
+
+    def ranking(self, ranking_id: int) -> Ranking:
+        found = [r for r in self._ranking_rows(" WHERE id = ?", (int(ranking_id),))]
+        if not found:
+            raise StoreError(f"{self.path} has no ranking {ranking_id}")
+        return found[0]
+
+    def _ranking_rows(self, where: str, args: tuple) -> list[Ranking]:
+        rows = self._db.execute("SELECT id, clip_ids, status, ranking, source, labeler FROM rankings" + where, args)
         return [Ranking(r[0], tuple(json.loads(r[1])), r[2], None if r[3] is None else tuple(json.loads(r[3])),
                         r[4], r[5]) for r in rows]
+
+    def rankings(self, status: str | None = None) -> list[Ranking]:
+        """All rankings, or those with one status, oldest first."""
+        return self._ranking_rows((" WHERE status = ?" if status else "") + " ORDER BY id", (status,) if status else ())
 
     def ranking_records(self) -> list[dict]:
         """Every ranking with all its fields (times included), oldest first: for export."""

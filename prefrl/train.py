@@ -128,9 +128,9 @@ class TrainConfig:
             raise PrefrlError(f"--teacher: {exc}") from None
         if self.rank_size < 2:
             raise PrefrlError(f"--rank-size {self.rank_size} must be at least 2 (2: pairs)")
-        if self.rank_size > 2 and self.feedback == "human":
-            raise PrefrlError(f"--rank-size {self.rank_size} needs --feedback synthetic: the labeling UI shows pairs; "
-                              "use --rank-size 2")
+        if self.rank_size > 4 and self.feedback == "human":
+            raise PrefrlError(f"--rank-size {self.rank_size} is too many clips for the labeling window: with "
+                              "--feedback human use 2 (pairs), 3 or 4")
         if self.pessimism < 0:
             raise PrefrlError(f"--pessimism {self.pessimism} must be ≥ 0 (0: the ensemble mean)")
         if self.algo not in ("ppo", "a2c"):

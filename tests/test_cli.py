@@ -77,7 +77,8 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["train", "cartpole", "--teacher", "noisy:beta=-1"], "--teacher: teacher beta=-1.0 is out of range"),
         (["train", "cartpole", "--pessimism", "-1"], "--pessimism -1.0 must be ≥ 0"),
         (["train", "cartpole", "--rank-size", "1"], "--rank-size 1 must be at least 2"),
-        (["train", "cartpole", "--rank-size", "3", "--feedback", "human"], "--rank-size 3 needs --feedback synthetic"),
+        (["train", "cartpole", "--rank-size", "5", "--feedback", "human"], "--rank-size 5 is too many clips"),
+        (["label", "no/such/run", "--rank-size", "5"], "--rank-size 5 must be 2 (pairs), 3 or 4"),
         (["label", "no/such/run"], "holds no store.sqlite"),
     ],
 )

@@ -4,6 +4,7 @@ with xdotool, answers read back from the store by another connection.
 The headless tests (SDL's dummy driver) never saw the window die after its first answer on
 classic-control clips; these drive the real thing. `.ci/run` installs Xvfb and xdotool."""
 
+import json
 import os
 import shutil
 import signal
@@ -71,25 +72,26 @@ def _xdotool(display, *args, check=True):
                           text=True, check=check, timeout=30)
 
 
-def _open_window(run, display):
+def _open_window(run, display, labeler="tester", close_help=True):
     env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
-    proc = subprocess.Popen([sys.executable, "-m", "prefrl", "label", str(run), "--labeler", "tester"],
+    proc = subprocess.Popen([sys.executable, "-m", "prefrl", "label", str(run), "--labeler", labeler],
                             env={**env, "DISPLAY": display}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for attempt in range(300):  # polls, 0.2 s apart
+    for attempt in range(1500):  # polls, 0.2 s apart (starting torch and gymnasium on a loaded machine is slow)
         # by process: xdotool 3.2016's --name does not match the title SDL sets
         found = _xdotool(display, "search", "--onlyvisible", "--pid", str(proc.pid), check=False).stdout.split()
         if found:
             window = found[0]
             break
-        if proc.poll() is not None or attempt == 299:
+        if proc.poll() is not None or attempt == 1499:
             proc.kill()
             out, err = proc.communicate()
             pytest.fail(f"the labeling window never opened: {err[-2000:]}")
         time.sleep(0.2)
     _xdotool(display, "windowfocus", "--sync", window, check=False)
-    # A labeler new to the store sees the help screen first; any key closes it and answers nothing
-    # (the keys after it are handled in order, so the next key is the first answer).
-    _xdotool(display, "key", "--clearmodifiers", "Return")
+    if close_help:
+        # A labeler new to the store sees the help screen first; any key closes it and answers
+        # nothing (the keys after it are handled in order, so the next key is the first answer).
+        _xdotool(display, "key", "--clearmodifiers", "Return")
     return proc, window
 
 
@@ -202,17 +204,8 @@ def test_the_window_is_found_by_its_class(tmp_path, display):
 
 def test_a_new_labeler_sees_the_help_first_and_its_key_answers_nothing(tmp_path, display):
     run, queries = _run_dir(tmp_path, "cartpole", 3)
-    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
-    proc = subprocess.Popen([sys.executable, "-m", "prefrl", "label", str(run), "--labeler", "newcomer"],
-                            env={**env, "DISPLAY": display}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, window = _open_window(run, display, labeler="newcomer", close_help=False)
     try:
-        for _ in range(300):  # polls, 0.2 s apart
-            found = _xdotool(display, "search", "--onlyvisible", "--pid", str(proc.pid), check=False).stdout.split()
-            if found:
-                break
-            time.sleep(0.2)
-        window = found[0]
-        _xdotool(display, "windowfocus", "--sync", window, check=False)
         _xdotool(display, "key", "--clearmodifiers", "Left")  # closes the help
         _press_and_wait(display, window, run, "Right", 1)  # the first answer
         _xdotool(display, "windowfocus", "--sync", window, check=False)
@@ -224,3 +217,48 @@ def test_a_new_labeler_sees_the_help_first_and_its_key_answers_nothing(tmp_path,
     assert proc.returncode == 0, err[-2000:]
     assert _labels(run) == [(queries[0], 0.0, "newcomer")]
     assert out.startswith("1 answer from newcomer (0 can't-tell) in ") and "s an answer" in out
+
+
+def _rankings(run):
+    db = sqlite3.connect(f"file:{run / 'store.sqlite'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT id, ranking, labeler FROM rankings WHERE status = 'labeled' ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_rankings_by_number_keys_in_a_real_window(tmp_path, display, k):
+    run = tmp_path / f"rank{k}"
+    run.mkdir()
+    rng = np.random.default_rng(0)
+    n = 6
+    with PreferenceStore(run / "store.sqlite", env="cartpole") as store:
+        ids = store.add_clips([_clip("cartpole", rng) for _ in range(k * n)])
+        queries = store.add_ranking_queries([tuple(ids[k * q:k * (q + 1)]) for q in range(n)], source="human")
+    proc, window = _open_window(run, display)
+    orders = []
+    try:
+        for q in range(n - 1):
+            order = [int(i) for i in rng.permutation(k)]
+            keys = [str(p + 1) for p in order[:-1]]
+            if q == 1:  # a wrong first pick, taken back with U
+                keys = [keys[1], "u"] + keys
+            _xdotool(display, "windowfocus", "--sync", window, check=False)
+            _xdotool(display, "key", "--clearmodifiers", *keys)
+            for _ in range(600):  # polls, 0.05 s apart
+                if len(_rankings(run)) > q:
+                    break
+                time.sleep(0.05)
+            orders.append(order)
+        _xdotool(display, "windowfocus", "--sync", window, check=False)
+        _xdotool(display, "key", "q")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
+    assert [(r[0], json.loads(r[1]), r[2]) for r in _rankings(run)] == [
+        (qid, order, "tester") for qid, order in zip(queries, orders)]
+    with PreferenceStore(run / "store.sqlite", create=False) as store:
+        assert store.claim_ranking("another").id == queries[n - 1]  # the one on screen was released

@@ -97,7 +97,7 @@ def test_pause_stops_playback_and_drawing_reads_state_only(tmp_path):
     from prefrl.labeling_ui.app import FOOTER, HEADER, HELP, MARGIN
 
     # 84x84 frames scaled x3, under the status lines; tall enough for the help screen
-    assert app.size() == (3 * MARGIN + 2 * 252, max(HEADER + 252, HEADER - 20 + 22 * len(HELP)) + FOOTER + MARGIN)
+    assert app.size() == (3 * MARGIN + 2 * 252, max(HEADER + 252 + FOOTER, HEADER - 20 + 22 * len(HELP)) + MARGIN)
     app.update(0.5)
     assert app.step == pytest.approx(5.0)
     _key(app, pygame.K_p)
@@ -158,7 +158,8 @@ def test_classic_control_clips_are_rendered_from_their_states():
     assert not np.array_equal(frames[0], frames[1])  # the cart moved
 
 
-def test_train_with_human_feedback_waits_for_and_learns_from_the_ui(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("rank_size", [2, 3])
+def test_train_with_human_feedback_waits_for_and_learns_from_the_ui(tmp_path, capsys, monkeypatch, rank_size):
     import dataclasses
 
     from prefrl import presets
@@ -171,15 +172,19 @@ def test_train_with_human_feedback_waits_for_and_learns_from_the_ui(tmp_path, ca
     labeler = ScriptedLabeler(run / "store.sqlite", labeler="ann")
     labeler.start()
     summary = train(TrainConfig("cartpole", labels=12, steps=8192, run_dir=str(run), feedback="human",
-                                progress_bar=False))
+                                rank_size=rank_size, progress_bar=False))
     labeler.stop()
     assert labeler.error is None
     assert "prefrl label" in capsys.readouterr().out  # it said how to start the UI
-    # 3 initial labels (a quarter of 12) before RL, then labels as the queries were answered during RL
-    assert summary["labels_used"] > 3 and summary["rm_val_accuracy"] is not None
     with PreferenceStore(run / "store.sqlite") as store:
-        labeled = store.comparisons("labeled")
+        initial = round(12 * presets.PRESETS["cartpole"].initial_fraction)
+        # the initial labels before RL, then more as the queries were answered during RL
+        assert summary["labels_used"] > initial and summary["rm_val_accuracy"] is not None
+        labeled = store.comparisons("labeled") if rank_size == 2 else store.rankings("labeled")
+        assert len(labeled) == store.num_labels() == summary["labels_used"]
         assert {c.labeler for c in labeled} == {"ann"} and {c.source for c in labeled} == {"human"}
+        if rank_size == 3:  # each one ranking of 3 clips, by the number keys
+            assert all(len(r.clip_ids) == 3 and sorted(r.ranking) == [0, 1, 2] for r in labeled)
 
 
 @pytest.mark.parametrize("display", [None, ":987"])
@@ -254,3 +259,60 @@ def test_the_waiting_line_says_who_waits(tmp_path):
     assert live.waiting_line() == "the trainer is waiting for 3 answers"  # the pair on screen counts
     finished = LabelingApp(LabelingSession(store, "bob", "pong", new_pairs=True))
     assert finished.waiting_line().startswith("3 queries waiting; the run is finished")
+
+
+def _ranking_store(tmp_path, k=3, n_queries=2):
+    store = PreferenceStore(tmp_path / "store.sqlite", env="pong")
+    ids = store.add_clips([_atari_clip(i) for i in range(k * n_queries)])
+    queries = store.add_ranking_queries([tuple(ids[k * q:k * (q + 1)]) for q in range(n_queries)], source="human")
+    return store, queries
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_number_keys_rank_the_clips_best_first_and_store_one_ranking(tmp_path, k):
+    store, queries = _ranking_store(tmp_path, k)
+    app = LabelingApp(LabelingSession(store, "ann", "pong"), clip_width=168)
+    assert app.session.ranking and len(app.session.frames) == k
+    assert app.size()[0] == (k + 1) * 16 + k * 240  # k clips side by side
+    picks = [pygame.K_3, pygame.K_1, pygame.K_4][:k - 1]
+    for key in picks:  # the last clip left is placed last without a key
+        assert store.rankings("labeled") == []
+        _key(app, key)
+    (r,) = store.rankings("labeled")
+    expected = [2, 0, 3, 1][:k] if k == 4 else [2, 0, 1]
+    assert r.id == queries[0] and list(r.ranking) == expected and r.labeler == "ann"
+    assert app.session.current.id == queries[1] and app.session.order == []
+    app.draw(pygame.Surface(app.size()))
+
+
+def test_in_a_ranking_undo_takes_back_a_pick_then_the_last_answer_and_bad_keys_do_nothing(tmp_path):
+    store, queries = _ranking_store(tmp_path, 3)
+    app = LabelingApp(LabelingSession(store, "ann", "pong"))
+    for key in (pygame.K_LEFT, pygame.K_DOWN, pygame.K_4):  # not answers to a ranking of 3
+        _key(app, key)
+    assert app.session.order == [] and store.num_labels() == 0
+    _key(app, pygame.K_2)
+    _key(app, pygame.K_2)  # placed already
+    assert app.session.order == [1]
+    _key(app, pygame.K_u)
+    assert app.session.order == [] and app.session.current.id == queries[0]
+    _key(app, pygame.K_3)
+    _key(app, pygame.K_2)
+    assert [list(r.ranking) for r in store.rankings("labeled")] == [[2, 1, 0]]
+    _key(app, pygame.K_u)  # no pick in progress: the stored ranking is taken back
+    assert store.rankings("labeled") == [] and app.session.current.id == queries[0]
+    _key(app, pygame.K_SPACE)  # can't tell: skipped, not a label
+    assert store.ranking(queries[0]).status == "skipped" and store.num_labels() == 0
+
+
+def test_a_finished_run_offers_new_groups_to_rank(tmp_path):
+    store = PreferenceStore(tmp_path / "store.sqlite", env="pong")
+    store.add_clips([_atari_clip(i) for i in range(5)])
+    session = LabelingSession(store, "ann", "pong", new_pairs=True, rank_size=3)
+    assert session.ranking and len(session.clips) == 3
+    session.apply("pick1")
+    session.apply("pick2")
+    (r,) = store.rankings("labeled")
+    assert r.source == "ui" and list(r.ranking) == [0, 1, 2]
+    with pytest.raises(ValueError, match="rank_size 5 must be 2 to 4"):
+        LabelingSession(store, "bob", "pong", rank_size=5)

@@ -119,8 +119,27 @@ def test_a_schema_1_store_is_migrated_with_its_labels(tmp_path):
     with PreferenceStore(path, env="cartpole") as store:
         assert store.num_labels() == 1 and store.comparison(1).preference == 1.0
         assert store.claim("ann").id == 2
-        assert store.rankings() == []  # schema 3's rankings table was added
-    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+        assert store.rankings() == []  # schema 3's rankings table was added, with schema 4's claims
+        assert store.claim_ranking("ann") is None
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"
+
+
+def test_a_schema_3_store_gets_claims_on_rankings_and_keeps_them(tmp_path):
+    path = tmp_path / "v3.sqlite"
+    with PreferenceStore(path, env="cartpole") as store:
+        ids = store.add_clips([_clip(k) for k in range(3)])
+        done, waiting = store.add_ranking_queries([tuple(ids), tuple(ids[::-1])], source="oracle")
+        store.record_rankings([(done, [1, 0, 2])], labeler="oracle")
+    db = sqlite3.connect(path)  # back to schema 3: no claim columns on rankings
+    db.executescript("""
+        CREATE TABLE r3 AS SELECT id, clip_ids, status, ranking, source, labeler, created, labeled_at FROM rankings;
+        DROP TABLE rankings; ALTER TABLE r3 RENAME TO rankings;
+        UPDATE meta SET value = '3' WHERE key = 'schema_version'; PRAGMA user_version = 3;
+    """)
+    db.close()
+    with PreferenceStore(path, create=False) as store:
+        assert store.ranking(done).ranking == (1, 0, 2) and store.num_pending() == 1
+        assert store.claim_ranking("ann").id == waiting and store.claim_ranking("bob") is None
 
 
 def test_two_processes_opening_a_new_store_at_once_both_succeed(tmp_path):
@@ -158,3 +177,19 @@ def test_rankings_round_trip_count_as_labels_and_refuse_a_non_permutation(tmp_pa
         assert len(labeled) == 1 and labeled[0].ordered == (ids[2], ids[0], ids[1])
         assert store.rankings("skipped")[0].id == r2 and store.num_labels() == 1
         assert store.ranking_records()[0]["ranking"] == [2, 0, 1]
+
+
+def test_rankings_are_claimed_released_and_undone_as_pairs_are(tmp_path):
+    with PreferenceStore(tmp_path / "s.sqlite", env="cartpole") as store:
+        ids = store.add_clips([_clip(k) for k in range(4)])
+        first, second = store.add_ranking_queries([tuple(ids[:3]), tuple(ids[1:])], source="human")
+        assert store.num_pending() == 2
+        assert store.claim_ranking("ann").id == first and store.claim_ranking("bob").id == second
+        assert store.claim_ranking("cy") is None  # both held
+        store.release_ranking(second, "bob")
+        assert store.claim_ranking("cy").id == second
+        store.record_rankings([(first, [2, 0, 1])], labeler="ann")
+        assert store.num_labels() == 1 and store.num_pending() == 1
+        store.unlabel_ranking(first, "ann")
+        assert store.ranking(first).status == "pending" and store.num_labels() == 0
+        assert store.claim_ranking("bob") is None and store.claim_ranking("ann").id == first

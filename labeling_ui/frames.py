@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefrl.clips import Clip
+from prefrl.clips import Clip, unpack_frames
 
 __all__ = ["clip_frames", "frame_rate"]
 
@@ -34,7 +34,7 @@ def clip_frames(clip: Clip, env: str) -> np.ndarray:
     are rendered by putting the env into each stored state.
     """
     if clip.frames is not None:
-        return np.asarray(clip.frames, dtype=np.uint8)
+        return unpack_frames(clip.frames)
     obs = np.asarray(clip.obs)
     if obs.ndim == 4 and obs.dtype == np.uint8:  # stacked grayscale frames (Atari)
         newest = obs[:, -1]

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Clip", "ClipRecorder"]
+__all__ = ["Clip", "ClipRecorder", "pack_frames", "unpack_frames"]
+
+
+def pack_frames(frames: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 frames -> (N,) object array, each frame zlib-compressed with its shape.
+
+    Frames for people are recorded at every step of a human-feedback run but shown only for the
+    few clips queried: kept packed, an Atari screen (210×160×3, 100 KB) takes a few KB.
+    """
+    out = np.empty(len(frames), dtype=object)
+    for k, frame in enumerate(frames):
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        out[k] = np.array(frame.shape, np.int32).tobytes() + zlib.compress(frame.tobytes(), 1)
+    return out
+
+
+def unpack_frames(frames: np.ndarray) -> np.ndarray:
+    """The (L, H, W, 3) uint8 array of frames, packed (see :func:`pack_frames`) or not."""
+    frames = np.asarray(frames)
+    if frames.dtype != object:
+        return frames.astype(np.uint8, copy=False)
+    return np.stack([np.frombuffer(zlib.decompress(b[12:]), np.uint8).reshape(np.frombuffer(b[:12], np.int32))
+                     for b in frames])
 
 
 @dataclass(frozen=True)
@@ -19,7 +42,8 @@ class Clip:
         actions: (L, *act_shape) actions the env executed (clipped to the action space).
         true_rewards: (L,) the hidden game score per step. Never shown to the learner; the
             synthetic teacher and the logs read it.
-        frames: (L, H, W, 3) uint8 RGB frames for people to look at, or None.
+        frames: (L, H, W, 3) uint8 RGB frames for people to look at, or (L,) of them packed
+            (:func:`pack_frames`; :func:`unpack_frames` reads either), or None.
         timestep: the training timestep at which the clip ended (0 for random-policy clips).
         clip_id: the store's id once saved, else None.
     """

@@ -9,6 +9,8 @@ import numpy as np
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from .clips import pack_frames
+
 __all__ = ["RewardFn", "StepRecord", "LearnedRewardVecEnv", "relabel_rollout"]
 
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -18,7 +20,7 @@ RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class StepRecord(NamedTuple):
     """Steps recorded by :class:`LearnedRewardVecEnv` since the last drain, stacked over time:
     obs (T, n_envs, *obs_shape) seen before each action, actions (T, n_envs, ...) executed,
-    true_rewards and dones (T, n_envs), frames (T, n_envs, H, W, 3) or None."""
+    true_rewards and dones (T, n_envs), frames (T, n_envs) packed (see :func:`prefrl.clips.pack_frames`) or None."""
 
     obs: np.ndarray
     actions: np.ndarray
@@ -41,7 +43,8 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     Args:
         venv: the env to wrap.
         reward_fn: the learned reward, or None for deferred mode.
-        record_frames: also record ``venv.get_images()`` each step (needs ``render_mode="rgb_array"``).
+        record_frames: also record ``venv.get_images()`` each step (needs ``render_mode="rgb_array"``),
+            packed (:func:`prefrl.clips.pack_frames`): frames (T, n_envs) of compressed frames.
     """
 
     def __init__(self, venv: VecEnv, reward_fn: RewardFn | None = None, record_frames: bool = False):
@@ -62,7 +65,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
 
     def step_wait(self):
         obs, true_rewards, dones, infos = self.venv.step_wait()
-        frames = np.stack(self.venv.get_images()) if self.record_frames else None
+        frames = pack_frames(self.venv.get_images()) if self.record_frames else None
         self._steps.append((self._last_obs, self._actions, true_rewards.astype(np.float32), dones, frames))
         for info, r in zip(infos, true_rewards):
             info["true_reward"] = float(r)

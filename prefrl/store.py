@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .clips import Clip
+from .clips import Clip, unpack_frames
 from .errors import StoreError
 
 __all__ = ["SCHEMA_VERSION", "Comparison", "Ranking", "PreferenceStore"]
@@ -247,7 +247,7 @@ class PreferenceStore:
                     "INSERT INTO clips (length, true_return, timestep, obs, actions, true_rewards, frames, created)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (clip.length, clip.true_return, clip.timestep, _pack(clip.obs), _pack(clip.actions),
-                     _pack(clip.true_rewards), None if clip.frames is None else _pack(clip.frames), now),
+                     _pack(clip.true_rewards), None if clip.frames is None else _pack(unpack_frames(clip.frames)), now),
                 )
                 ids.append(int(cur.lastrowid))
         return ids

@@ -358,10 +358,15 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     if device == "cpu" and not spec.atari:
         torch.set_num_threads(1)  # small MLPs: one thread is faster and leaves the other core free
 
+    # People label Atari clips on the game's own screen in colour (score masked), recorded at every
+    # step and kept packed; classic-control clips are drawn from their stored states instead.
+    frames_for_people = config.feedback == "human" and spec.atari and config.reward == "learned"
+
     def make_venv(seed: int) -> DummyVecEnv:
         # A Monitor on the plain env, inside the fixed-horizon wrapper, logs the game's own episodes.
-        venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.fixed_horizon, inner_wrapper=Monitor)
-                            for _ in range(n_envs)])
+        render_mode = "rgb_array" if frames_for_people else None
+        venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.fixed_horizon, inner_wrapper=Monitor,
+                                             render_mode=render_mode) for _ in range(n_envs)])
         venv.seed(seed)
         venv.action_space.seed(seed)
         return venv
@@ -371,7 +376,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                        learned=config.reward == "learned")
     loop = probe_venv = None
     if config.reward == "learned":
-        venv = LearnedRewardVecEnv(venv)
+        venv = LearnedRewardVecEnv(venv, record_frames=frames_for_people)
         obs_space, act_space = venv.observation_space, venv.action_space
         if preset.reward_arch == "cnn":
             n_features, obs_shape = int(np.prod(obs_space.shape)), tuple(obs_space.shape)
@@ -412,7 +417,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             loop.fit(epochs=None if (run_dir / "reward_model.pt").exists() else _first_fit_epochs(trainer))
         else:
             _pretrain(loop, make_venv(config.seed + 1), initial,
-                      preset.random_steps or 10 * initial * preset.clip_length)
+                      preset.random_steps or 10 * initial * preset.clip_length, frames=frames_for_people)
         pretrain_seconds = time.time() - pretrain_start
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps,
                                  labels_until=max(1, round(preset.labels_until * steps)))
@@ -516,10 +521,10 @@ def _greedy_probe(venv: DummyVecEnv, steps: int, clip_length: int) -> Callable[[
     return probe
 
 
-def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, random_steps: int) -> None:
+def _pretrain(loop: PreferenceLoop, venv: DummyVecEnv, initial: int, random_steps: int, frames: bool = False) -> None:
     """Ask the initial labels on clips of ``random_steps`` random-policy steps and fit the reward
-    model before RL starts (Christiano et al. 2017, App. A)."""
-    random_env = LearnedRewardVecEnv(venv)
+    model before RL starts (Christiano et al. 2017, App. A); ``frames``: record frames for people."""
+    random_env = LearnedRewardVecEnv(venv, record_frames=frames)
     random_env.reset()
     n_steps = max(1, random_steps // venv.num_envs)
     for _ in range(n_steps):

@@ -122,3 +122,37 @@ def test_train_pong_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     model = RewardEnsemble.load(run)
     assert model.config.arch == "cnn" and model.config.obs_shape == (4, 84, 84)
     assert json.loads((run / "config.json").read_text())["gym_id"] == "ALE/Pong-v5"
+
+
+def test_human_feedback_on_atari_shows_people_the_colour_screen_stored_compactly(tmp_path, monkeypatch):
+    import dataclasses
+    import sqlite3
+
+    from prefrl.envs.atari import SCORE_MASKS
+    from prefrl import presets
+    from prefrl.labeling_ui.frames import clip_frames
+    from prefrl.labeling_ui.scripted import ScriptedLabeler
+    from prefrl.store import PreferenceStore
+    from prefrl.train import TrainConfig, train
+
+    atari = presets.ATARI_PRESET
+    tiny = dataclasses.replace(atari, n_envs=2, random_steps=200, label_batch=2, eval_episodes=1, candidate_steps=500,
+                               ppo={**atari.ppo, "n_steps": 64, "batch_size": 64, "n_epochs": 1})
+    monkeypatch.setitem(presets.PRESETS, "pong", tiny)
+    run = tmp_path / "run"
+    labeler = ScriptedLabeler(run / "store.sqlite", labeler="ann")
+    labeler.start()
+    summary = train(TrainConfig("pong", labels=6, steps=256, run_dir=str(run), feedback="human", progress_bar=False))
+    labeler.stop()
+    assert labeler.error is None and summary["labels_used"] == 6
+    with PreferenceStore(run / "store.sqlite", create=False) as store:
+        shown = {i for c in store.comparisons("labeled") for i in (c.left_id, c.right_id)}
+        clips = store.get_clips(sorted(shown), frames=True)
+    for clip in clips:
+        frames = clip_frames(clip, "pong")  # what the window shows
+        assert frames.shape == (25, 210, 160, 3) and frames.dtype == np.uint8  # the game's own screen
+        assert (frames[..., 0] != frames[..., 2]).any()  # in colour
+        for top, bottom, left, right in SCORE_MASKS["Pong"]:
+            assert (frames[:, top:bottom, left:right] == 0).all()  # the score blanked, as for the agent
+    sizes = sqlite3.connect(run / "store.sqlite").execute("SELECT length(frames) FROM clips WHERE frames IS NOT NULL")
+    assert max(n for (n,) in sizes) < 25 * 210 * 160 * 3 / 20  # compressed over 20x

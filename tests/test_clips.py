@@ -38,3 +38,20 @@ def test_capacity_bounds_memory():
     obs, acts, rews = _steps(20, 1)
     rec.add_steps(obs, acts, rews, np.zeros((20, 1), bool), timestep=0)
     assert [c.obs[0, 0] for c in rec.clips] == [15, 16, 17, 18, 19]
+
+
+def test_packed_frames_survive_the_recorder_and_unpack_exactly():
+    from prefrl.clips import pack_frames, unpack_frames
+
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 255, (7, 2, 6, 5, 3), dtype=np.uint8)  # (T, n_envs, H, W, 3)
+    packed = np.stack([pack_frames(step) for step in raw])  # what LearnedRewardVecEnv records
+    assert packed.shape == (7, 2) and packed.dtype == object
+    recorder = ClipRecorder(n_envs=2, clip_length=3)
+    obs, acts, rews, dones = np.zeros((7, 2, 1)), np.zeros((7, 2)), np.zeros((7, 2)), np.zeros((7, 2), bool)
+    recorder.add_steps(obs[:4], acts[:4], rews[:4], dones[:4], 0, packed[:4])  # a clip spans two rollouts
+    recorder.add_steps(obs[4:], acts[4:], rews[4:], dones[4:], 4, packed[4:])
+    clips = list(recorder.clips)
+    assert len(clips) == 4  # two of 3 steps from each env's 7
+    assert np.array_equal(unpack_frames(clips[2].frames), raw[3:6, 0])  # env 0's second clip
+    assert np.array_equal(unpack_frames(raw[:2, 0]), raw[:2, 0])  # plain frames pass through

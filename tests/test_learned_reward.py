@@ -72,7 +72,7 @@ def test_rollout_relabel_equals_per_step_reward():
 
 
 def test_frames_are_recorded_into_clips_and_the_store(tmp_path):
-    from prefrl.clips import ClipRecorder
+    from prefrl.clips import ClipRecorder, unpack_frames
     from prefrl.store import PreferenceStore
 
     env = LearnedRewardVecEnv(DummyVecEnv([lambda: gym.make("CartPole-v1", render_mode="rgb_array")]),
@@ -81,14 +81,15 @@ def test_frames_are_recorded_into_clips_and_the_store(tmp_path):
     for _ in range(4):
         env.step(np.array([0]))
     record = env.drain()
-    assert record.frames.shape[:2] == (4, 1) and record.frames.shape[-1] == 3 and record.frames.dtype == np.uint8
+    assert record.frames.shape == (4, 1) and record.frames.dtype == object  # packed
+    assert unpack_frames(record.frames[:, 0]).shape == (4, 400, 600, 3)
     recorder = ClipRecorder(n_envs=1, clip_length=4)
     recorder.add_steps(record.obs, record.actions, record.true_rewards, record.dones, 0, record.frames)
     with PreferenceStore(tmp_path / "s.sqlite") as store:
         (clip_id,) = store.add_clips([recorder.clips[0]])
         back = store.get_clips([clip_id], frames=True)[0]
         assert store.get_clips([clip_id])[0].frames is None  # frames load only when asked for
-    np.testing.assert_array_equal(back.frames, record.frames[:, 0])
+    np.testing.assert_array_equal(back.frames, unpack_frames(record.frames[:, 0]))
 
 
 def test_background_scoring_gives_the_rollout_the_same_rewards():

@@ -31,18 +31,23 @@ def _store(run: Path, env: str, n: int = 6, k: int = 2) -> None:
     if env == "pong":
         from prefrl.envs import make_env
 
-        pong = make_env("pong")
+        pong = make_env("pong", render_mode="rgb_array")
         pong.reset(seed=0)
         pong.action_space.seed(0)
         for _ in range(100):  # past the serve
             pong.step(pong.action_space.sample())
     for _ in range(k * n):
-        if env == "pong":  # 25 steps of a random policy, as the agent sees them (score blanked)
-            obs = np.stack([pong.step(pong.action_space.sample())[0] for _ in range(25)])
+        frames = None
+        if env == "pong":  # 25 steps of a random policy, with the colour screen a human-feedback run records
+            steps = []
+            for _ in range(25):
+                steps.append((pong.step(pong.action_space.sample())[0], pong.render()))
+            obs = np.stack([o for o, _ in steps])
+            frames = np.stack([f for _, f in steps])
         else:  # a cart that drifts and a pole that tips, so the two clips differ
             t = np.linspace(0, 1, 50)[:, None]
             obs = (np.array([[rng.uniform(-1, 1), 0, rng.uniform(-0.15, 0.15), 0]]) * t).astype(np.float32)
-        clips.append(Clip(obs, np.zeros(len(obs), np.int64), np.zeros(len(obs), np.float32)))
+        clips.append(Clip(obs, np.zeros(len(obs), np.int64), np.zeros(len(obs), np.float32), frames))
     run.mkdir(parents=True)
     with PreferenceStore(run / "store.sqlite", env=env) as store:
         ids = store.add_clips(clips)

@@ -323,10 +323,7 @@ class PreferenceStore:
 
     def unlabel(self, comparison_id: int, labeler: str) -> None:
         """Undo a label or a skip: the comparison is pending again, claimed by ``labeler``."""
-        with self._transaction():
-            self._db.execute(
-                "UPDATE comparisons SET status = 'pending', preference = NULL, labeler = NULL, labeled_at = NULL,"
-                " claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, time.time(), int(comparison_id)))
+        self._unlabel("comparisons", "preference", comparison_id, labeler)
 
     def _claim(self, table: str, labeler: str, ttl: float) -> int | None:
         now = time.time()
@@ -338,6 +335,12 @@ class PreferenceStore:
                 return None
             self._db.execute(f"UPDATE {table} SET claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, now, row[0]))
         return row[0]
+
+    def _unlabel(self, table: str, answer: str, query_id: int, labeler: str) -> None:
+        with self._transaction():
+            self._db.execute(
+                f"UPDATE {table} SET status = 'pending', {answer} = NULL, labeler = NULL, labeled_at = NULL,"
+                " claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, time.time(), int(query_id)))
 
     def _release(self, table: str, query_id: int, labeler: str) -> None:
         with self._transaction():
@@ -417,10 +420,7 @@ class PreferenceStore:
 
     def unlabel_ranking(self, ranking_id: int, labeler: str) -> None:
         """Undo a ranking or its skip: pending again, claimed by ``labeler``."""
-        with self._transaction():
-            self._db.execute(
-                "UPDATE rankings SET status = 'pending', ranking = NULL, labeler = NULL, labeled_at = NULL,"
-                " claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, time.time(), int(ranking_id)))
+        self._unlabel("rankings", "ranking", ranking_id, labeler)
 
     def ranking(self, ranking_id: int) -> Ranking:
         found = [r for r in self._ranking_rows(" WHERE id = ?", (int(ranking_id),))]

@@ -103,18 +103,25 @@ def test_any_ale_id_works_with_the_default_mask_and_unknown_ones_fail():
         resolve("ALE/NoSuchGame-v5")
 
 
-def test_train_pong_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
+@pytest.fixture
+def tiny_pong(monkeypatch):
+    """Pong's preset cut to a run of seconds."""
     import dataclasses
-    import json
 
     from prefrl import presets
-    from prefrl.reward_model import RewardEnsemble
-    from prefrl.train import TrainConfig, train
 
     atari = presets.ATARI_PRESET
     tiny = dataclasses.replace(atari, n_envs=2, random_steps=200, label_batch=2, eval_episodes=1, candidate_steps=500,
                                ppo={**atari.ppo, "n_steps": 64, "batch_size": 64, "n_epochs": 1})
     monkeypatch.setitem(presets.PRESETS, "pong", tiny)
+
+
+def test_train_pong_end_to_end_on_a_tiny_budget(tmp_path, tiny_pong):
+    import json
+
+    from prefrl.reward_model import RewardEnsemble
+    from prefrl.train import TrainConfig, train
+
     run = tmp_path / "run"
     summary = train(TrainConfig("pong", labels=6, steps=256, run_dir=str(run), progress_bar=False))
     assert summary["labels_used"] == 6 and summary["timesteps"] >= 256
@@ -124,21 +131,15 @@ def test_train_pong_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     assert json.loads((run / "config.json").read_text())["gym_id"] == "ALE/Pong-v5"
 
 
-def test_human_feedback_on_atari_shows_people_the_colour_screen_stored_compactly(tmp_path, monkeypatch):
-    import dataclasses
+def test_human_feedback_on_atari_shows_people_the_colour_screen_stored_compactly(tmp_path, tiny_pong):
     import sqlite3
 
     from prefrl.envs.atari import SCORE_MASKS
-    from prefrl import presets
     from prefrl.labeling_ui.frames import clip_frames
     from prefrl.labeling_ui.scripted import ScriptedLabeler
     from prefrl.store import PreferenceStore
     from prefrl.train import TrainConfig, train
 
-    atari = presets.ATARI_PRESET
-    tiny = dataclasses.replace(atari, n_envs=2, random_steps=200, label_batch=2, eval_episodes=1, candidate_steps=500,
-                               ppo={**atari.ppo, "n_steps": 64, "batch_size": 64, "n_epochs": 1})
-    monkeypatch.setitem(presets.PRESETS, "pong", tiny)
     run = tmp_path / "run"
     labeler = ScriptedLabeler(run / "store.sqlite", labeler="ann")
     labeler.start()

@@ -95,10 +95,22 @@ def _open_window(run, display, labeler="tester", close_help=True):
     return proc, window
 
 
-def _labels(run):
+def _quit(display, window, proc):
+    """Press Q in the window; the process's output, killed if it does not end."""
+    try:
+        _xdotool(display, "windowfocus", "--sync", window, check=False)
+        _xdotool(display, "key", "q")
+        return proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _labels(run, table="comparisons", answer="preference"):
+    """(id, answer, labeler) of each labeled query, read by a connection of its own."""
     db = sqlite3.connect(f"file:{run / 'store.sqlite'}?mode=ro", uri=True)
     try:
-        return db.execute("SELECT id, preference, labeler FROM comparisons WHERE status = 'labeled' ORDER BY id").fetchall()
+        return db.execute(f"SELECT id, {answer}, labeler FROM {table} WHERE status = 'labeled' ORDER BY id").fetchall()
     finally:
         db.close()
 
@@ -193,12 +205,8 @@ def test_the_window_is_found_by_its_class(tmp_path, display):
     try:
         found = _xdotool(display, "search", "--onlyvisible", "--classname", "prefrl", check=False).stdout.split()
         assert window in found
-        _xdotool(display, "windowfocus", "--sync", window, check=False)
-        _xdotool(display, "key", "q")
-        proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _quit(display, window, proc)
     assert proc.returncode == 0
 
 
@@ -208,23 +216,15 @@ def test_a_new_labeler_sees_the_help_first_and_its_key_answers_nothing(tmp_path,
     try:
         _xdotool(display, "key", "--clearmodifiers", "Left")  # closes the help
         _press_and_wait(display, window, run, "Right", 1)  # the first answer
-        _xdotool(display, "windowfocus", "--sync", window, check=False)
-        _xdotool(display, "key", "q")
-        out, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        out, err = _quit(display, window, proc)
     assert proc.returncode == 0, err[-2000:]
     assert _labels(run) == [(queries[0], 0.0, "newcomer")]
     assert out.startswith("1 answer from newcomer (0 can't-tell) in ") and "s an answer" in out
 
 
 def _rankings(run):
-    db = sqlite3.connect(f"file:{run / 'store.sqlite'}?mode=ro", uri=True)
-    try:
-        return db.execute("SELECT id, ranking, labeler FROM rankings WHERE status = 'labeled' ORDER BY id").fetchall()
-    finally:
-        db.close()
+    return _labels(run, "rankings", "ranking")
 
 
 @pytest.mark.parametrize("k", [3, 4])
@@ -251,12 +251,8 @@ def test_rankings_by_number_keys_in_a_real_window(tmp_path, display, k):
                     break
                 time.sleep(0.05)
             orders.append(order)
-        _xdotool(display, "windowfocus", "--sync", window, check=False)
-        _xdotool(display, "key", "q")
-        out, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        out, err = _quit(display, window, proc)
     assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
     assert [(r[0], json.loads(r[1]), r[2]) for r in _rankings(run)] == [
         (qid, order, "tester") for qid, order in zip(queries, orders)]

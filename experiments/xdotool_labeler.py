@@ -68,7 +68,7 @@ def main() -> None:
                                 str(args.seed), "--run-dir", str(run), "--no-progress"],
                                stdout=train_log.open("w"), stderr=subprocess.STDOUT, text=True)
     window_proc = None
-    pressed = 0
+    pressed = repeats = 0
     start = time.time()
     try:
         while not store.exists():
@@ -80,8 +80,13 @@ def main() -> None:
         while not window:
             window = x("search", "--onlyvisible", "--pid", str(window_proc.pid)).strip().split("\n")[0]
             time.sleep(0.2)
-        # The first key closes the help screen; a key that brought no answer (that one, or one sent
-        # as the window was still starting) is pressed again, as a person would.
+        time.sleep(3.0)  # the window's loop running (a key sent as it starts may be lost)
+        x("windowfocus", "--sync", window)
+        x("key", "--clearmodifiers", "Return")  # a new labeler sees the help screen first: close it
+        time.sleep(1.0)
+        # One key per pair. A key that brought no answer in 5 s (on a fresh X server the first one
+        # can be lost) is pressed again, as a person would; were the first one only slow, the
+        # repeat would answer the next pair, and the count of answers unlike the oracle's shows it.
         while trainer.poll() is None:
             shown = _pending_on_screen(store, labeler)
             if shown is None:
@@ -89,13 +94,20 @@ def main() -> None:
                 continue
             comparison, left, right = shown
             key = "Left" if left > right else "Right" if right > left else "Down"
-            x("windowfocus", "--sync", window)
-            x("key", "--clearmodifiers", key)
-            pressed += 1
-            for _ in range(100):  # polls, 0.02 s apart
-                if trainer.poll() is not None or _status(store, comparison) != "pending":
-                    break
-                time.sleep(0.02)
+            for attempt in range(12):
+                x("windowfocus", "--sync", window)
+                x("key", "--clearmodifiers", key)
+                pressed += 1
+                repeats += attempt > 0
+                for _ in range(250):  # polls, 0.02 s apart
+                    if trainer.poll() is not None or _status(store, comparison) != "pending":
+                        break
+                    time.sleep(0.02)
+                else:
+                    continue
+                break
+            else:
+                raise RuntimeError(f"key {key} for comparison {comparison} brought no answer in a minute")
         x("windowfocus", "--sync", window)
         x("key", "q")
         window_out, window_err = window_proc.communicate(timeout=60)
@@ -108,10 +120,14 @@ def main() -> None:
     summary = json.loads((run / "summary.json").read_text())
     db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     by = dict(db.execute("SELECT labeler, COUNT(*) FROM comparisons WHERE status != 'pending' GROUP BY labeler"))
+    # every stored answer against the oracle's on the same pair: a key that landed on another pair shows here
+    stored = db.execute("SELECT c.preference, l.true_return, r.true_return FROM comparisons c JOIN clips l ON "
+                        "l.id = c.left_id JOIN clips r ON r.id = c.right_id WHERE c.status = 'labeled'").fetchall()
     db.close()
+    unlike_oracle = sum(p != (1.0 if a > b else 0.0 if b > a else 0.5) for p, a, b in stored)
     result = {**{k: summary[k] for k in ("env", "seed", "labels_used", "true_return_mean", "true_return_std",
                                          "wall_seconds")},
-              "keys_pressed_by_xdotool": pressed,  # answers, the key that closed the help, repeats "answers_by_labeler": by, "window_said": window_out.strip(),
+              "keys_pressed_by_xdotool": pressed, "repeated_keys": repeats, "answers_by_labeler": by, "answers_unlike_the_oracle": unlike_oracle, "window_said": window_out.strip(),
               "window_returncode": window_proc.returncode, "traceback": "Traceback" in window_err + train_out,
               "seconds": round(time.time() - start, 1)}
     (run / "xdotool_labeler.json").write_text(json.dumps(result, indent=2))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from prefrl.cli import main
-from prefrl.store import PreferenceStore
+from prefrl.store import SCHEMA_VERSION, PreferenceStore
 
 
 def _run(args):
@@ -105,7 +105,7 @@ def test_foreign_and_newer_stores_are_refused(tmp_path):
     db.commit()
     db.close()
     result = _run(["train", "cartpole", "--run-dir", str(newer)])
-    assert result.returncode == 2 and "schema 7, newer than this prefrl's 3" in result.stderr
+    assert result.returncode == 2 and f"schema 7, newer than this prefrl's {SCHEMA_VERSION}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -150,8 +150,8 @@ def test_small_label_budgets_run_and_spread_their_online_labels(tmp_path, labels
     before_rl = []
     real_pretrain = train_module._pretrain
 
-    def pretrain(loop, *args):  # what the store holds when RL starts
-        real_pretrain(loop, *args)
+    def pretrain(loop, *args, **kwargs):  # what the store holds when RL starts
+        real_pretrain(loop, *args, **kwargs)
         before_rl.append(loop.store.num_labels())
 
     monkeypatch.setattr(train_module, "_pretrain", pretrain)

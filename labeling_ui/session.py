@@ -62,7 +62,7 @@ class LabelingSession:
     paused: bool = False
     done: bool = False
     history: list[Comparison | Ranking] = field(default_factory=list)  # queries answered, in order
-    seconds: list[float] = field(default_factory=list)  # how long each answer in history took
+    took: list[float] = field(default_factory=list)  # how long each answer in history took (s, monotonic clock)
     answers: list[str] = field(default_factory=list)  # each answer in history: left, right, equal, rank or skip
 
     started: float = field(default_factory=time.time)
@@ -134,7 +134,7 @@ class LabelingSession:
         else:
             self.store.record_labels([(self.current.id, PREFERENCE[action])], labeler=self.labeler)
         self.history.append(self.current)
-        self.seconds.append(time.monotonic() - self._shown_at)
+        self.took.append(time.monotonic() - self._shown_at)
         self.answers.append(action)
         self.advance()
 
@@ -147,7 +147,7 @@ class LabelingSession:
         if not self.history:
             return
         previous = self.history.pop()
-        self.seconds.pop()
+        self.took.pop()
         self.answers.pop()
         self._release_current()
         if isinstance(previous, Ranking):
@@ -190,7 +190,7 @@ class LabelingSession:
         """One line on the session: answers, skips, minutes and the median seconds an answer took."""
         skips = self.answers.count("skip")
         minutes = (time.time() - self.started) / 60.0
-        median = f", median {np.median(self.seconds):.1f} s an answer" if self.seconds else ""
+        median = f", median {np.median(self.took):.1f} s an answer" if self.took else ""
         n = self.labeled
         return (f"{n} answer{'s' if n != 1 else ''} from {self.labeler} ({skips} can't-tell) in {minutes:.1f} min"
                 f"{median}; every one is in {self.store.path}")

@@ -123,28 +123,25 @@ def _envs() -> None:
 
 def _label(args) -> int:
     import getpass
-    from pathlib import Path
 
     from .errors import PrefrlError
-    from .store import PreferenceStore
+    from .run_dir import RunDir
 
     if not 2 <= args.rank_size <= 4:
         raise PrefrlError(f"--rank-size {args.rank_size} must be 2 (pairs), 3 or 4: that many clips fit side by side")
-    run_dir = Path(args.run_dir)
-    path = run_dir / "store.sqlite"
-    if not path.exists():
-        raise PrefrlError(f"{run_dir} holds no store.sqlite: give the directory of a `prefrl train` run")
+    run = RunDir(args.run_dir)
+    if not run.store_path.exists():
+        raise PrefrlError(f"{run} holds no store.sqlite: give the directory of a `prefrl train` run")
     from .labeling_ui.app import LabelingApp, check_display
     from .labeling_ui.frames import frame_rate
     from .labeling_ui.session import LabelingSession
 
     check_display()  # before a clip is drawn or a pair claimed
-    finished = (run_dir / "summary.json").exists()
     labeler = args.labeler or getpass.getuser() or "labeler"
-    store = PreferenceStore(path, create=False)
+    store = run.store()
     previous = {}
     try:
-        session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or finished,
+        session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or run.finished,
                                   rank_size=args.rank_size)
         # the help screen first for a labeler new to this store
         first_time = not any(c.labeler == labeler for c in store.comparisons()) and not any(
@@ -203,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{result['true_score_final']:.3f}, KL to SFT {result['kl_to_sft']:.2f} nats, "
                       f"run directory {result['run_dir']}")
             return 0
-        from .train import TrainConfig, parse_overrides, resume, train
+        from .config import TrainConfig, parse_overrides
+        from .training import resume, train
 
         if args.command == "train":
             args.overrides = parse_overrides(args.overrides)

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .envs import make_env, resolve
 from .epic import TRUE_REWARDS, epic_distance
 from .errors import PrefrlError
 from .presets import preset_for
-from .reward_model import RewardEnsemble, step_features
+from .reward_fn import LearnedReward
+from .run_dir import RunDir
+from .stats import correlations, pair_accuracy, ranks
 
 __all__ = ["Episode", "pair_accuracy", "ranks", "correlations", "compare"]
 
@@ -41,61 +42,17 @@ class Episode:
     learned: np.ndarray
 
 
-def ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks with ties averaged (for Spearman)."""
-    order = np.argsort(x, kind="stable")
-    r = np.empty(len(x))
-    r[order] = np.arange(len(x))
-    for value in np.unique(x):
-        tied = x == value
-        r[tied] = r[tied].mean()
-    return r
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    if len(a) < 3 or a.std() == 0 or b.std() == 0:
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def correlations(learned: np.ndarray, true: np.ndarray) -> tuple[float | None, float | None]:
-    """Pearson and Spearman correlation (None where either side is constant or too short)."""
-    learned, true = np.asarray(learned, float), np.asarray(true, float)
-    return _pearson(learned, true), _pearson(ranks(learned), ranks(true))
-
-
-def pair_accuracy(learned: np.ndarray, true: np.ndarray) -> tuple[float | None, int]:
-    """Over all pairs whose true values differ, the share the learned values order the same way
-    (a learned tie counts as wrong); and how many such pairs there were."""
-    learned, true = np.asarray(learned, float), np.asarray(true, float)
-    dl = np.sign(learned[:, None] - learned[None, :])
-    dt = np.sign(true[:, None] - true[None, :])
-    upper = np.triu(np.ones_like(dt, dtype=bool), 1) & (dt != 0)
-    n = int(upper.sum())
-    return (float((dl[upper] == dt[upper]).mean()) if n else None), n
-
-
-def _policies(run_dir: Path) -> dict:
-    """The run's saved policies, loaded as tensors only (see :func:`prefrl.train.load_policy`)."""
-    from .train import load_policy
-
+def _policies(run: RunDir) -> dict:
+    """The run's saved policies, loaded as tensors only (see :meth:`prefrl.run_dir.RunDir.load_policy`)."""
     policies: dict = {"random": None}
-    checkpoints = sorted((run_dir / "checkpoints").glob("policy_*_steps.zip"), key=lambda p: int(p.stem.split("_")[1]))
-    for path in checkpoints:
-        policies[f"checkpoint {path.stem.split('_')[1]}"] = load_policy(run_dir, path)
-    if (run_dir / "policy.zip").exists():
-        policies["final"] = load_policy(run_dir, run_dir / "policy.zip")
+    for steps, path in run.checkpoints():
+        policies[f"checkpoint {steps}"] = run.load_policy(path)
+    if run.policy_path.exists():
+        policies["final"] = run.load_policy()
     return policies
 
 
-def _learned(model: RewardEnsemble, env, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    x = step_features(obs, actions, env.observation_space, env.action_space, model.config.use_action,
-                      flatten=model.config.arch == "mlp")
-    with torch.no_grad():
-        return torch.cat([model(torch.as_tensor(x[i:i + 1024])) for i in range(0, len(x), 1024)]).numpy()
-
-
-def _rollout(env_name: str, fixed_horizon: bool, model: RewardEnsemble, policy, episodes: int, seed: int,
+def _rollout(env_name: str, fixed_horizon: bool, reward: LearnedReward, policy, episodes: int, seed: int,
              max_steps: int, keep: bool = False) -> list:
     env = make_env(env_name, fixed_horizon=fixed_horizon)
     env.action_space.seed(seed)
@@ -111,7 +68,7 @@ def _rollout(env_name: str, fixed_horizon: bool, model: RewardEnsemble, policy, 
             true.append(float(r))
             if terminated or truncated:
                 break
-        learned = _learned(model, env, np.stack(all_obs), np.stack(actions))
+        learned = reward(np.stack(all_obs), np.stack(actions))
         # (s, a, s') transitions for the EPIC distance, where the score is a function of them
         transitions = (np.stack(all_obs), np.stack(actions), np.stack(all_obs[1:] + [obs])) if keep else None
         out.append((np.array(true), learned, transitions))
@@ -123,18 +80,16 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
             max_steps: int = 5000) -> dict:
     """Write ``compare.json`` and PNGs (clip scatter, episode traces, learning curves) into
     ``RUN_DIR/compare/`` and return the figures."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "reward_model.pt").exists():
-        raise PrefrlError(f"{run_dir} holds no reward_model.pt: give the directory of a learned-reward `prefrl train` run")
-    config = json.loads((run_dir / "config.json").read_text())
+    run = RunDir(run_dir)
+    reward = run.reward(pessimism=0.0)  # the ensemble mean: the reward model's own estimate
+    config = run.config()
     spec = resolve(config["env"])
     clip_length = preset_for(spec.name, spec.atari).clip_length
-    model = RewardEnsemble.load(run_dir).eval()
     episodes_out: list[Episode] = []
     transitions = []
     keep = spec.name in TRUE_REWARDS
-    for k, (name, policy) in enumerate(_policies(run_dir).items()):
-        for true, learned, steps in _rollout(spec.name, config.get("fixed_horizon", True), model, policy, episodes,
+    for k, (name, policy) in enumerate(_policies(run).items()):
+        for true, learned, steps in _rollout(spec.name, config.get("fixed_horizon", True), reward, policy, episodes,
                                              seed + 1000 * k, max_steps, keep):
             episodes_out.append(Episode(name, true, learned))
             transitions.append(steps)
@@ -157,18 +112,19 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
               "pair_accuracy": accuracy, "n_pairs": n_pairs}
     for level, (a, b) in {"step": (step_l, step_t), "clip": (clip_l, clip_t), "episode": (ep_l, ep_t)}.items():
         result[f"pearson_{level}"], result[f"spearman_{level}"] = correlations(a, b)
-    result["epic_distance"] = _epic(spec.name, model, transitions) if keep else None
-    out = run_dir / "compare"
+    result["epic_distance"] = _epic(spec.name, reward, transitions) if keep else None
+    out = run.path / "compare"
     out.mkdir(exist_ok=True)
-    result["figures"] = _plots(out, episodes_out, clip_l, clip_t, run_dir, Path(baseline) if baseline else None)
+    result["figures"] = _plots(out, episodes_out, clip_l, clip_t, run.path, Path(baseline) if baseline else None)
     (out / "compare.json").write_text(json.dumps(result, indent=2))
-    (out / "report.md").write_text(_report(run_dir, config, result))
+    (out / "report.md").write_text(_report(run, config, result))
     return result
 
 
-def _report(run_dir: Path, config: dict, result: dict) -> str:
+def _report(run: RunDir, config: dict, result: dict) -> str:
     """One page per run: what it was, how its learned reward tracks the score, its figures."""
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    run_dir = run.path
+    summary = run.summary()
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     lines = [f"# {result['env']}: learned reward against the game score", "",
              f"Run `{run_dir}`: {config.get('reward', 'learned')} reward, {summary.get('labels_used', '?')} labels, "
@@ -194,17 +150,13 @@ def _report(run_dir: Path, config: dict, result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _epic(env_name: str, model: RewardEnsemble, transitions: list, n: int = 2000) -> float:
+def _epic(env_name: str, reward: LearnedReward, transitions: list, n: int = 2000) -> float:
     """EPIC distance of the learned reward from the game score over (up to n of) the held-out
     transitions, γ = 0.99."""
     obs, actions, next_obs = (np.concatenate(parts) for parts in zip(*transitions))
     pick = np.random.default_rng(0).choice(len(obs), min(n, len(obs)), replace=False)
-    probe = make_env(env_name, fixed_horizon=False)
-    learned = lambda s, a, s2: _learned(model, probe, s, a)  # noqa: E731
-    try:
-        return epic_distance(learned, TRUE_REWARDS[env_name], obs[pick], actions[pick], next_obs[pick])
-    finally:
-        probe.close()
+    learned = lambda s, a, s2: reward(s, a)  # noqa: E731
+    return epic_distance(learned, TRUE_REWARDS[env_name], obs[pick], actions[pick], next_obs[pick])
 
 
 def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, run_dir: Path, baseline: Path | None) -> list[str]:
@@ -242,9 +194,9 @@ def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, run_dir: Path, ba
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, directory in (("learned reward", run_dir), ("true reward (baseline)", baseline)):
-        if directory is None or not (directory / "metrics.csv").exists():
+        if directory is None or not RunDir(directory).metrics_path.exists():
             continue
-        with (directory / "metrics.csv").open() as f:
+        with RunDir(directory).metrics_path.open() as f:
             rows = [r for r in csv.DictReader(f) if r["true_episode_return"]]
         ax.plot([int(r["timesteps"]) for r in rows], [float(r["true_episode_return"]) for r in rows], label=label)
     ax.set_xlabel("timesteps")
@@ -266,25 +218,25 @@ def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: s
     Atari frames are the raw game's (score visible, for people to check against)."""
     import cv2
 
-    run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
+    run = RunDir(run_dir)
+    config = run.config()
     spec = resolve(config["env"])
-    model = RewardEnsemble.load(run_dir).eval()
-    agent = _policies(run_dir).get(policy) if policy != "random" else None
+    reward = run.reward(pessimism=0.0)
+    agent = _policies(run).get(policy) if policy != "random" else None
     if policy != "random" and agent is None:
         raise PrefrlError(f"{run_dir} has no {policy} policy: use --video-policy final or random")
     env = make_env(spec.name, fixed_horizon=config.get("fixed_horizon", True), render_mode="rgb_array")
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     fps = 15.0 if spec.atari else float(env.metadata.get("render_fps", 30))
-    path = Path(path or run_dir / "compare" / f"episode_{policy}.mp4")
+    path = Path(path or run.path / "compare" / f"episode_{policy}.mp4")
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = None
     learned_sum = true_sum = 0.0
     try:
         for _ in range(steps):
             action = env.action_space.sample() if agent is None else agent.predict(obs, deterministic=False)[0]
-            learned = float(_learned(model, env, obs[None], np.asarray(action)[None])[0])
+            learned = float(reward(obs[None], np.asarray(action)[None])[0])
             frame = np.ascontiguousarray(env.render()[..., ::-1])  # RGB -> BGR for opencv
             obs, true, terminated, truncated, _ = env.step(action)
             learned_sum += learned

@@ -25,7 +25,7 @@ import numpy as np
 
 from .clips import Clip
 
-__all__ = ["RewardCheck", "check_reward", "pair_accuracy"]
+__all__ = ["RewardCheck", "check_reward", "pair_accuracy", "RefitCheck"]
 
 LearnedRewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """Maps observations (..., *obs_shape) and actions (..., *act_shape) to the learned reward (...)."""
@@ -96,3 +96,29 @@ def check_reward(learned_reward: LearnedRewardFn, clips: Sequence[Clip], pairs: 
         accuracy, decided, clip_corr = float("nan"), 0, float("nan")
     return RewardCheck(accuracy, decided, clip_corr, _pearson(step_learned, step_true), float(np.mean(step_learned)),
                        float(np.std(step_learned)))
+
+
+class RefitCheck:
+    """The check made at each refit: the ensemble before and after it, on the same fresh pairs of
+    the policy's ``n_clips`` most recent clips and on the rollout's steps.
+
+    Pairs are drawn from the check's own random stream, so checking never changes which labels are
+    asked.
+    """
+
+    def __init__(self, n_clips: int = 200, seed: int = 0):
+        self.n_clips = n_clips
+        self.rng = np.random.default_rng(seed)
+
+    def fresh(self, pool: Sequence[Clip]) -> tuple[list[Clip], np.ndarray]:
+        """The most recent clips of ``pool`` and random pairs of them (indices)."""
+        clips = [pool[i] for i in range(max(0, len(pool) - self.n_clips), len(pool))]
+        if len(clips) < 2:
+            return clips, np.zeros((0, 2), np.int64)
+        pairs = self.rng.integers(0, len(clips), size=(4 * len(clips), 2))
+        return clips, pairs[pairs[:, 0] != pairs[:, 1]]
+
+    def __call__(self, learned_reward: LearnedRewardFn, fresh: tuple[list[Clip], np.ndarray],
+                 step_learned: np.ndarray, step_true: np.ndarray) -> RewardCheck:
+        clips, pairs = fresh
+        return check_reward(learned_reward, clips, pairs, step_learned, step_true)

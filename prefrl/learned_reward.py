@@ -1,8 +1,12 @@
-"""The learned reward for SB3: the ensemble replaces the env's reward, the true reward is kept."""
+"""The learned reward inside PPO's rollouts: every step recorded (clips are cut from what the agent
+did), the reward written into the rollout buffer a whole rollout at a time, the true reward kept.
+
+For a learned reward computed at each step (any SB3 learner, a user's own script), see
+:class:`prefrl.wrappers.RewardVecEnvWrapper`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -11,10 +15,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from .clips import pack_frames
 
-__all__ = ["RewardFn", "StepRecord", "LearnedRewardVecEnv", "relabel_rollout"]
-
-RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""Maps observations (N, *obs_shape) and actions (N, ...) to learned rewards (N,)."""
+__all__ = ["StepRecord", "LearnedRewardVecEnv", "relabel_rollout"]
 
 
 class StepRecord(NamedTuple):
@@ -30,26 +31,21 @@ class StepRecord(NamedTuple):
 
 
 class LearnedRewardVecEnv(VecEnvWrapper):
-    """Replace the env's reward with a learned one; keep the true reward in ``info["true_reward"]``.
+    """Return zero rewards, keep the true reward in ``info["true_reward"]``, and record every step.
 
-    With ``reward_fn`` given, each step's learned reward is computed at once for all envs. With
-    ``reward_fn=None`` (deferred mode) the wrapper returns zero rewards and the caller fills in the
-    learned reward for a whole rollout in one batch with :func:`relabel_rollout`; that is faster,
-    above all on a GPU. In both modes the wrapper records every step (:meth:`drain`) so clips can be
-    cut from what the agent did.
-
-    Episode statistics from a ``Monitor`` inside the wrapped env stay those of the true reward.
+    The caller fills in the learned reward for a whole rollout in one batch with
+    :func:`relabel_rollout` (faster than a step at a time, above all on a GPU), and cuts clips from
+    the recorded steps (:meth:`drain`). Episode statistics from a ``Monitor`` inside the wrapped env
+    stay those of the true reward.
 
     Args:
         venv: the env to wrap.
-        reward_fn: the learned reward, or None for deferred mode.
         record_frames: also record ``venv.get_images()`` each step (needs ``render_mode="rgb_array"``),
             packed (:func:`prefrl.clips.pack_frames`): frames (T, n_envs) of compressed frames.
     """
 
-    def __init__(self, venv: VecEnv, reward_fn: RewardFn | None = None, record_frames: bool = False):
+    def __init__(self, venv: VecEnv, record_frames: bool = False):
         super().__init__(venv)
-        self.reward_fn = reward_fn
         self.record_frames = record_frames
         self._last_obs: np.ndarray | None = None
         self._actions: np.ndarray | None = None
@@ -69,12 +65,8 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         self._steps.append((self._last_obs, self._actions, true_rewards.astype(np.float32), dones, frames))
         for info, r in zip(infos, true_rewards):
             info["true_reward"] = float(r)
-        if self.reward_fn is None:
-            rewards = np.zeros_like(true_rewards, dtype=np.float32)
-        else:
-            rewards = np.asarray(self.reward_fn(self._last_obs, self._actions), dtype=np.float32)
         self._last_obs = obs
-        return obs, rewards, dones, infos
+        return obs, np.zeros_like(true_rewards, dtype=np.float32), dones, infos
 
     @property
     def n_recorded(self) -> int:

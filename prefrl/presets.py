@@ -51,7 +51,7 @@ class Preset:
         reward_noise: the share of random answers the Bradley–Terry model assumes (the paper: 0.1).
         fit_delay: refit the reward model in a background thread while PPO goes on, and switch PPO's
             reward to the refit ensemble this many env steps after the fit began (0: PPO waits for
-            each refit); see :class:`prefrl.loop.PreferenceCallback`.
+            each refit); see :class:`prefrl.fitting.Fitter`.
         reward_target_accuracy: stop a fit once the members' training accuracy reaches this (PEBBLE:
             0.97, up to 200 epochs); None runs ``reward_epochs`` every time.
         reward_dropout: dropout after each convolution of the ``cnn`` reward model.

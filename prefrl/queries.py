@@ -1,15 +1,20 @@
-"""Query selection: which clip pairs to ask a teacher about."""
+"""Queries: which clips to ask a teacher about (selection), and the two kinds of query, pairs and
+rankings of K clips, behind one interface (:class:`QueryKind`), asked by the :class:`Querier` stage."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
 from .clips import Clip
+from .store import PreferenceStore
 
-__all__ = ["QUERY_STRATEGIES", "select_groups", "select_pairs"]
+__all__ = ["QUERY_STRATEGIES", "select_groups", "select_pairs", "Query", "Label", "QueryKind", "Pairs", "Rankings",
+           "query_kind", "Querier"]
 
 QUERY_STRATEGIES = ("random", "disagreement", "entropy", "optimistic")
 
@@ -94,3 +99,121 @@ def select_pairs(
 ) -> list[tuple[int, int]]:
     """Choose n pairs of indices into ``clips``: :func:`select_groups` with k = 2."""
     return select_groups(clips, n, 2, strategy, rng, member_returns, oversample)  # type: ignore[return-value]
+
+
+class Query(NamedTuple):
+    """One stored query: its id in the store and its clips, in the order shown."""
+
+    id: int
+    clips: tuple[Clip, ...]
+
+
+class Label(NamedTuple):
+    """One answered query, as the reward model trains on it.
+
+    ``clip_ids``: a pair's (left, right), with ``value`` the probability the left clip is better
+    (1, 0 or 0.5); a ranking's clips best first, with ``value`` None.
+    """
+
+    id: int
+    clip_ids: tuple[int, ...]
+    value: float | None
+
+
+class QueryKind(Protocol):
+    """Pairs or rankings: how a query of ``size`` clips is stored, answered by a teacher and read back."""
+
+    size: int
+
+    def add(self, store: PreferenceStore, groups: list[tuple[int, ...]], source: str) -> list[int]:
+        """Store queries on groups of clip ids; their ids."""
+
+    def answer(self, teacher, queries: list[Query], store: PreferenceStore) -> list[Label]:
+        """Have a synthetic teacher answer, record the answers in the store; the labels (skips left out)."""
+
+    def labels(self, store: PreferenceStore) -> list[Label]:
+        """Every answered query in the store, oldest first."""
+
+
+class Pairs:
+    """Pairs of clips (Bradley–Terry)."""
+
+    size = 2
+
+    def add(self, store: PreferenceStore, groups: list[tuple[int, ...]], source: str) -> list[int]:
+        return store.add_queries([(a, b) for a, b in groups], source=source)
+
+    def answer(self, teacher, queries: list[Query], store: PreferenceStore) -> list[Label]:
+        preferences = teacher([q.clips for q in queries])
+        store.record_labels([(q.id, p) for q, p in zip(queries, preferences)], labeler=teacher.name)
+        return [Label(q.id, (q.clips[0].clip_id, q.clips[1].clip_id), p)
+                for q, p in zip(queries, preferences) if p is not None]
+
+    def labels(self, store: PreferenceStore) -> list[Label]:
+        return [Label(c.id, (c.left_id, c.right_id), c.preference) for c in store.comparisons("labeled")]
+
+
+class Rankings:
+    """Rankings of ``size`` clips (Plackett–Luce); a ranking counts as one label."""
+
+    def __init__(self, size: int):
+        if size < 3:
+            raise ValueError(f"Rankings: a ranking has at least 3 clips (2 is a pair: use Pairs), got {size}")
+        self.size = size
+
+    def add(self, store: PreferenceStore, groups: list[tuple[int, ...]], source: str) -> list[int]:
+        return store.add_ranking_queries(groups, source=source)
+
+    def answer(self, teacher, queries: list[Query], store: PreferenceStore) -> list[Label]:
+        orders = teacher.rank([list(q.clips) for q in queries])
+        store.record_rankings([(q.id, o) for q, o in zip(queries, orders)], labeler=teacher.name)
+        return [Label(q.id, tuple(q.clips[i].clip_id for i in o), None)
+                for q, o in zip(queries, orders) if o is not None]
+
+    def labels(self, store: PreferenceStore) -> list[Label]:
+        return [Label(r.id, r.ordered, None) for r in store.rankings("labeled")]
+
+
+def query_kind(rank_size: int) -> QueryKind:
+    """:class:`Pairs` for 2 clips a query, :class:`Rankings` for more."""
+    return Pairs() if rank_size == 2 else Rankings(rank_size)
+
+
+class Querier:
+    """Picks queries from the candidate clips and stores them (and their clips) for answering.
+
+    Args:
+        kind: pairs or rankings.
+        store: where clips and queries go.
+        strategy: the selection strategy (:data:`QUERY_STRATEGIES`).
+        member_returns: each ensemble member's return of clips, for every strategy but ``random``.
+        seed: seeds selection.
+        source: stored with each query (the teacher's name, or ``human``).
+    """
+
+    def __init__(self, kind: QueryKind, store: PreferenceStore, strategy: str,
+                 member_returns: Callable[[Sequence[Clip]], torch.Tensor], seed: int, source: str):
+        if strategy not in QUERY_STRATEGIES:
+            raise ValueError(f"Querier: strategy {strategy!r} is unknown: use one of {', '.join(QUERY_STRATEGIES)}")
+        self.kind = kind
+        self.store = store
+        self.strategy = strategy
+        self.member_returns = member_returns
+        self.rng = np.random.default_rng(seed)
+        self.source = source
+        self.asked = len(store.comparisons()) + len(store.rankings())  # a resumed run counts what it asked
+
+    def __call__(self, pool: list[Clip], n: int, strategy: str | None = None) -> list[Query]:
+        """Up to ``n`` new queries on clips of ``pool`` (fewer if there are too few distinct clips);
+        clips not yet stored are stored, and ``pool`` then holds them with their ids."""
+        strategy = strategy or self.strategy
+        groups = select_groups(pool, n, self.kind.size, strategy, self.rng,
+                               self.member_returns if strategy != "random" else None)
+        if not groups:
+            return []
+        unsaved = sorted({k for group in groups for k in group if pool[k].clip_id is None})
+        for k, clip_id in zip(unsaved, self.store.add_clips([pool[k] for k in unsaved])):
+            pool[k] = dataclasses.replace(pool[k], clip_id=clip_id)
+        ids = self.kind.add(self.store, [tuple(pool[k].clip_id for k in g) for g in groups], self.source)
+        self.asked += len(groups)
+        return [Query(i, tuple(pool[k] for k in g)) for i, g in zip(ids, groups)]

@@ -8,19 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import correlations
 from .errors import PrefrlError
 from .ratings import bradley_terry_scores, elo, intransitive_triples, labeler_agreement
+from .run_dir import RunDir
+from .stats import correlations
 from .store import PreferenceStore
 
 __all__ = ["export", "ratings"]
 
 
 def _open(run_dir: str | Path) -> PreferenceStore:
-    path = Path(run_dir) / "store.sqlite"
-    if not path.exists():
-        raise PrefrlError(f"{run_dir} holds no store.sqlite: give the directory of a `prefrl train` run")
-    return PreferenceStore(path, create=False)
+    return RunDir(run_dir).store()
 
 
 def export(run_dir: str | Path, out: str | Path | None = None) -> dict:

@@ -6,7 +6,7 @@ import csv
 import pytest
 import torch
 
-from prefrl.train import TrainConfig, train
+from prefrl import TrainConfig, train
 
 
 def _metrics(run):
@@ -14,6 +14,7 @@ def _metrics(run):
     return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
 
 
+@pytest.mark.slow
 def test_a_background_refit_switches_on_a_fixed_step_and_repeats_exactly(tmp_path):
     runs = []
     for name in ("a", "b"):
@@ -41,30 +42,14 @@ def test_a_background_refit_switches_on_a_fixed_step_and_repeats_exactly(tmp_pat
 
 
 def test_a_background_refit_needs_a_trainer_of_its_own_copy():
-    from gymnasium import spaces
-
-    from prefrl.clips import ClipRecorder
-    from prefrl.loop import PreferenceCallback, PreferenceLoop
+    from prefrl.fitting import Fitter
     from prefrl.reward_model import RewardEnsemble, RewardModelConfig
     from prefrl.reward_training import EnsembleTrainer
-    from prefrl.schedule import LabelSchedule
-    from prefrl.store import PreferenceStore
 
     model = RewardEnsemble(RewardModelConfig(4))
-    space = spaces.Box(-1, 1, (4,))
-
-    def loop(trainer_model, path):
-        return PreferenceLoop(store=PreferenceStore(path, env="x"), teacher=None, model=model,
-                              trainer=EnsembleTrainer(trainer_model), recorder=ClipRecorder(1, 5),
-                              observation_space=space, action_space=space, query="random", seed=0)
-
-    class _Venv:
-        num_envs = 1
-
-    schedule = LabelSchedule(10, 2, 100, 10.0)
     with pytest.raises(ValueError, match="copy"):
-        PreferenceCallback(loop(model, ":memory:"), _Venv(), schedule, 5, fit_delay=100)
-    PreferenceCallback(loop(copy.deepcopy(model), ":memory:"), _Venv(), schedule, 5, fit_delay=100)
+        Fitter(EnsembleTrainer(model), model, data=None, delay=100)
+    Fitter(EnsembleTrainer(copy.deepcopy(model)), model, data=None, delay=100).close()
 
 
 def test_the_greedy_probe_plays_the_deterministic_policy_and_cuts_its_clips():
@@ -72,7 +57,7 @@ def test_the_greedy_probe_plays_the_deterministic_policy_and_cuts_its_clips():
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from prefrl.envs import make_env
-    from prefrl.train import _greedy_probe
+    from prefrl.build import greedy_probe
 
     venv = DummyVecEnv([lambda: make_env("cartpole") for _ in range(2)])
     venv.seed(0)
@@ -85,18 +70,19 @@ def test_the_greedy_probe_plays_the_deterministic_policy_and_cuts_its_clips():
             return np.zeros(len(obs), np.int64), None
 
     algo = _AlwaysLeft()
-    clips = _greedy_probe(venv, steps=200, clip_length=25)(algo, 1234)
+    clips = greedy_probe(venv, steps=200, clip_length=25)(algo, 1234)
     assert algo.deterministic and all(algo.deterministic)
     assert len(clips) == 2 * (100 // 25) and {c.length for c in clips} == {25} and {c.timestep for c in clips} == {1234}
     assert min(c.true_rewards.min() for c in clips) < -40  # pushing left the whole time falls: the -50 shows
 
 
+@pytest.mark.slow
 def test_the_probes_clips_are_query_candidates_at_every_round(tmp_path, monkeypatch):
-    import prefrl.train as train_module
-    from prefrl.loop import PreferenceLoop
+    import prefrl.build as build_module
+    from prefrl.queries import Querier
 
     made, seen = [], []
-    real_probe, real_ask = train_module._greedy_probe, PreferenceLoop.ask
+    real_probe, real_ask = build_module.greedy_probe, Querier.__call__
 
     def probe_factory(*args):
         probe = real_probe(*args)
@@ -107,13 +93,13 @@ def test_the_probes_clips_are_query_candidates_at_every_round(tmp_path, monkeypa
             return clips
         return recorded
 
-    def ask(self, n, strategy=None):
+    def ask(self, pool, n, strategy=None):
         if made:  # the online rounds: the last probe's clips are in the pool asked from
-            seen.append(all(any(c is p for p in self.recorder.clips) for c in made[-1]))
-        return real_ask(self, n, strategy)
+            seen.append(all(any(c is p for p in pool) for c in made[-1]))
+        return real_ask(self, pool, n, strategy)
 
-    monkeypatch.setattr(train_module, "_greedy_probe", probe_factory)
-    monkeypatch.setattr(PreferenceLoop, "ask", ask)
+    monkeypatch.setattr(build_module, "greedy_probe", probe_factory)
+    monkeypatch.setattr(Querier, "__call__", ask)
     train(TrainConfig("cartpole", labels=12, steps=4096, seed=0, run_dir=str(tmp_path / "r"), progress_bar=False,
                       overrides={"greedy_steps": 400, "reward_epochs": 2}))
     assert len(made) >= 3 and seen == [True] * len(made)

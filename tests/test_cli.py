@@ -17,6 +17,7 @@ def _run(args):
     return subprocess.run([sys.executable, "-m", "prefrl.cli", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_train_cartpole_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "cartpole", "--labels", "12", "--steps", "2048", "--seed", "1",
@@ -40,6 +41,7 @@ def test_train_cartpole_end_to_end(tmp_path, capsys):
     assert len(list((run / "checkpoints").glob("policy_*_steps.zip"))) >= 4
 
 
+@pytest.mark.slow
 def test_train_true_reward_baseline(tmp_path):
     run = tmp_path / "true"
     assert main(["train", "pendulum", "--reward", "true", "--steps", "4096", "--run-dir", str(run),
@@ -49,6 +51,7 @@ def test_train_true_reward_baseline(tmp_path):
     assert not (run / "store.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_train_with_a2c_the_papers_learner(tmp_path):
     from stable_baselines3 import A2C
 
@@ -82,6 +85,7 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["label", "no/such/run"], "holds no store.sqlite"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_non_zero(args, message):
     result = _run(args)
     assert result.returncode == 2
@@ -89,6 +93,7 @@ def test_bad_input_is_one_line_and_non_zero(args, message):
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_foreign_and_newer_stores_are_refused(tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -116,6 +121,7 @@ def test_envs_lists_the_suite(capsys):
         assert name in out
 
 
+@pytest.mark.slow
 def test_train_with_a_skipping_teacher_records_its_skips(tmp_path):
     run = tmp_path / "skip"
     # skip=0.9: a pair is skipped unless one of its clips scored in the top tenth of its batch's range
@@ -128,6 +134,7 @@ def test_train_with_a_skipping_teacher_records_its_skips(tmp_path):
     assert skipped and json.loads((run / "summary.json").read_text())["labels_used"] == len(comparisons) - len(skipped)
 
 
+@pytest.mark.slow
 def test_train_on_k_wise_rankings(tmp_path):
     run = tmp_path / "k3"
     assert main(["train", "cartpole", "--rank-size", "3", "--labels", "12", "--steps", "2048",
@@ -143,21 +150,22 @@ def test_train_on_k_wise_rankings(tmp_path):
 
 
 @pytest.mark.parametrize("labels", [2, 3, 4, 20])
+@pytest.mark.slow
 def test_small_label_budgets_run_and_spread_their_online_labels(tmp_path, labels, monkeypatch):
-    import prefrl.train as train_module
+    import prefrl.training as training_module
+    from prefrl import TrainConfig, train
     from prefrl.presets import preset_for
 
     before_rl = []
-    real_pretrain = train_module._pretrain
+    real_pretrain = training_module.pretrain
 
-    def pretrain(loop, *args, **kwargs):  # what the store holds when RL starts
-        real_pretrain(loop, *args, **kwargs)
-        before_rl.append(loop.store.num_labels())
+    def pretrain(stages, *args, **kwargs):  # what the store holds when RL starts
+        real_pretrain(stages, *args, **kwargs)
+        before_rl.append(stages.querier.store.num_labels())
 
-    monkeypatch.setattr(train_module, "_pretrain", pretrain)
+    monkeypatch.setattr(training_module, "pretrain", pretrain)
     run = tmp_path / f"l{labels}"
-    summary = train_module.train(train_module.TrainConfig("cartpole", labels=labels, steps=4096, seed=0,
-                                                          run_dir=str(run), progress_bar=False))
+    summary = train(TrainConfig("cartpole", labels=labels, steps=4096, seed=0, run_dir=str(run), progress_bar=False))
     assert summary["labels_used"] == labels
     initial = min(labels, max(2, round(preset_for("cartpole").initial_fraction * labels)))
     assert before_rl == [initial]  # asked on random-policy clips: the preset's share, and at least 2
@@ -166,12 +174,14 @@ def test_small_label_budgets_run_and_spread_their_online_labels(tmp_path, labels
         assert len(counts) >= 6 and max(np.diff(counts)) <= (labels - initial + 4) // 5 + 2
 
 
+@pytest.mark.slow
 def test_one_label_is_refused_with_the_least_and_why():
     result = _run(["train", "cartpole", "--labels", "1"])
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "the least is 2" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_preset_fields_can_be_set_per_run(tmp_path):
     run = tmp_path / "set"
     assert main(["train", "cartpole", "--labels", "6", "--steps", "1024", "--run-dir", str(run), "--no-progress",
@@ -187,6 +197,7 @@ def test_preset_fields_can_be_set_per_run(tmp_path):
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_labels_until_asks_the_whole_budget_by_that_share_of_the_run(tmp_path):
     run = tmp_path / "until"
     assert main(["train", "cartpole", "--labels", "12", "--steps", "4096", "--run-dir", str(run), "--no-progress",

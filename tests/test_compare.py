@@ -21,8 +21,9 @@ def test_ranks_average_ties_and_correlations_need_variation():
     assert correlations(np.array([1.0, 2.0, 3.0]), np.ones(3)) == (None, None)
 
 
+@pytest.mark.slow
 def test_compare_a_tiny_run_writes_the_figures(tmp_path):
-    from prefrl.train import TrainConfig, train
+    from prefrl import TrainConfig, train
 
     run = tmp_path / "run"
     train(TrainConfig("cartpole", labels=12, steps=2048, run_dir=str(run), progress_bar=False))

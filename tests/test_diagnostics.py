@@ -1,7 +1,6 @@
 """Per-refit diagnostics: the checks against the true reward, and what a run logs at each refit."""
 
 import csv
-import json
 
 import numpy as np
 import pytest
@@ -54,8 +53,9 @@ def test_constant_truth_gives_nan_not_a_number_that_looks_measured():
     assert np.isnan(check.clip_corr) and np.isnan(check.step_corr)
 
 
+@pytest.mark.slow
 def test_a_run_logs_the_checks_before_and_after_every_refit(tmp_path):
-    from prefrl.train import TrainConfig, train
+    from prefrl import TrainConfig, train
 
     run = tmp_path / "run"
     # Refits in place (no background delay), so each batch of labels is one refit on its own rollout.

@@ -159,12 +159,13 @@ def test_classic_control_clips_are_rendered_from_their_states():
 
 
 @pytest.mark.parametrize("rank_size", [2, 3])
+@pytest.mark.slow
 def test_train_with_human_feedback_waits_for_and_learns_from_the_ui(tmp_path, capsys, monkeypatch, rank_size):
     import dataclasses
 
     from prefrl import presets
     from prefrl.labeling_ui.scripted import ScriptedLabeler
-    from prefrl.train import TrainConfig, train
+    from prefrl import TrainConfig, train
 
     # Queries in batches of 2, so that several are asked and answered while PPO runs.
     monkeypatch.setitem(presets.PRESETS, "cartpole", dataclasses.replace(presets.PRESETS["cartpole"], label_batch=2))

@@ -4,6 +4,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from prefrl.learned_reward import LearnedRewardVecEnv, relabel_rollout
+from prefrl.wrappers import RewardVecEnvWrapper, RewardWrapper
 
 
 def _venv(n=2):
@@ -15,13 +16,39 @@ def reward_fn(obs, actions):
     return obs[:, 0] + actions.astype(np.float32)
 
 
-def test_per_step_mode_replaces_reward_and_keeps_true_reward():
-    env = LearnedRewardVecEnv(_venv(), reward_fn)
+def test_vec_wrapper_replaces_reward_and_keeps_true_reward():
+    env = RewardVecEnvWrapper(_venv(), reward_fn)
+    obs = env.reset()
+    for actions in (np.array([1, 0]), np.array([0, 0])):
+        new_obs, rewards, dones, infos = env.step(actions)
+        np.testing.assert_allclose(rewards, obs[:, 0] + actions)  # r(s, a) of the step taken
+        assert [info["true_reward"] for info in infos] == [1.0, 1.0]
+        obs = new_obs
+
+
+def test_gym_wrapper_replaces_reward_and_keeps_true_reward():
+    env = RewardWrapper(gym.make("CartPole-v1"), reward_fn)
+    obs, _ = env.reset(seed=0)
+    new_obs, reward, terminated, truncated, info = env.step(1)
+    assert reward == np.float32(obs[0] + 1) and info["true_reward"] == 1.0
+    _, reward, _, _, _ = env.step(0)
+    assert reward == np.float32(new_obs[0])
+
+
+def test_wrappers_refuse_a_reward_that_is_not_callable():
+    import pytest
+
+    with pytest.raises(TypeError, match="RewardVecEnvWrapper: reward must be callable"):
+        RewardVecEnvWrapper(_venv(), 1.0)
+    with pytest.raises(TypeError, match="RewardWrapper: reward must be callable"):
+        RewardWrapper(gym.make("CartPole-v1"), None)
+
+
+def test_recording_env_records_every_step_and_forgets_on_drain():
+    env = LearnedRewardVecEnv(_venv())
     obs = env.reset()
     actions = np.array([1, 0])
-    new_obs, rewards, dones, infos = env.step(actions)
-    np.testing.assert_allclose(rewards, obs[:, 0] + actions)
-    assert [info["true_reward"] for info in infos] == [1.0, 1.0]
+    env.step(actions)
     record = env.drain()
     np.testing.assert_array_equal(record.obs[0], obs)
     np.testing.assert_array_equal(record.actions[0], actions)
@@ -42,10 +69,10 @@ def test_deferred_mode_returns_zeros_and_records_in_order():
 
 
 def test_rollout_relabel_equals_per_step_reward():
-    """PPO's buffer after a deferred rollout + relabel holds exactly what per-step mode gives."""
+    """PPO's buffer after a deferred rollout + relabel holds exactly what a per-step reward gives."""
     buffers = {}
     for mode in ("step", "rollout"):
-        env = LearnedRewardVecEnv(_venv(), reward_fn if mode == "step" else None)
+        env = RewardVecEnvWrapper(_venv(), reward_fn) if mode == "step" else LearnedRewardVecEnv(_venv())
         model = PPO("MlpPolicy", env, n_steps=64, seed=3, device="cpu")
         model._setup_learn(64, None)
         from stable_baselines3.common.callbacks import BaseCallback
@@ -99,21 +126,25 @@ def test_background_scoring_gives_the_rollout_the_same_rewards():
 
     threads = set()
 
-    class Loop:  # the one method the callback scores with
-        def learned_rewards(self, obs, actions):
-            threads.add(threading.current_thread().name)
-            return obs[..., 0] + actions.astype(np.float32)
+    def reward(obs, actions):  # the learned reward the callback scores with
+        threads.add(threading.current_thread().name)
+        return obs[..., 0] + actions.astype(np.float32)
+
+    class Fitter:
+        def close(self):
+            pass
 
     env = LearnedRewardVecEnv(_venv(3))
     env.reset()
-    callback = PreferenceCallback(Loop(), env, schedule=None, label_batch=1, overlap=8)
+    callback = PreferenceCallback(env, reward=reward, recorder=None, querier=None, feedback=None, data=None,
+                                  fitter=Fitter(), schedule=None, overlap=8)
     for _ in range(37):
         env.step(np.array([env.action_space.sample() for _ in range(3)]))
         callback._on_step()
     record = env.drain()
     scored = [f.result() for f in callback._scored]
     assert [len(s) for s in scored] == [8, 8, 8, 8]  # 37 steps: four chunks in the background, 5 left
-    learned = callback._rollout_rewards(record, scored, refit=False)
+    learned = callback._score(record, scored)
     np.testing.assert_array_equal(learned, record.obs[..., 0] + record.actions.astype(np.float32))
     assert any(name.startswith("prefrl-reward") for name in threads)
     callback._on_training_end()

@@ -1,0 +1,150 @@
+"""The configuration of one ``prefrl train`` run: a typed dataclass, checked before anything runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import torch
+
+from .envs import resolve
+from .errors import PrefrlError
+from .presets import Preset, preset_for
+from .queries import QUERY_STRATEGIES
+from .teachers import make_teacher
+
+__all__ = ["TrainConfig", "parse_overrides"]
+
+
+@dataclass
+class TrainConfig:
+    """One run. Fields left None take the env's preset (see :mod:`prefrl.presets`).
+
+    Attributes:
+        env: a suite short name (``cartpole``) or a gymnasium id.
+        reward: ``learned`` (preference PPO) or ``true`` (the same PPO on the true reward: the baseline).
+        labels: the label budget (synthetic oracle comparisons).
+        steps: PPO env steps.
+        seed: seeds PPO, the envs, query selection and the reward model.
+        run_dir: where the store, checkpoints, logs and summary go; a fresh ``runs/...`` if None.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; PPO and the reward model both use it.
+        query: ``random`` or ``disagreement``.
+        fixed_horizon: hide termination (see ``prefrl.envs.FixedHorizon``); the honest default.
+        progress_bar: show SB3's progress bar.
+        algo: ``ppo`` (rl-zoo's tuned PPO) or ``a2c`` (the paper's Atari learner, with rl-zoo's settings).
+        reward_dropout: dropout after each convolution of the Atari reward CNN (None: the preset's).
+        teacher: the synthetic teacher, ``NAME`` or ``NAME:key=value,...``: B-Pref's ``oracle``, ``noisy``
+            (β=1), ``myopic`` (γ=0.9), ``mistake`` (ε=0.1), ``skip`` (0.1), ``equal`` (0.1); see
+            :class:`prefrl.teachers.SimulatedTeacher`.
+        pessimism: PPO optimizes the ensemble mean less this many member stds (a lower confidence
+            bound on the learned reward; 0: the mean).
+        rank_size: clips per query: 2 (pairs, Bradley–Terry) or K > 2: the synthetic teacher ranks K
+            clips and the reward model learns from the ranking with the Plackett–Luce loss; a
+            ranking counts as one label of the budget.
+        initial_labels: labels asked on random-policy clips before RL (None: the preset's share of
+            ``labels``; the paper asked 500).
+        feedback: ``synthetic`` (the oracle answers at once) or ``human`` (queries wait in the store for
+            ``prefrl label``; RL starts once the initial ones are answered).
+        overrides: fields of the env's :class:`~prefrl.presets.Preset` to replace for this run
+            (``{"reward_epochs": 60}``; ``--set reward_epochs=60`` on the command line), for sweeps.
+    """
+
+    env: str
+    reward: str = "learned"
+    labels: int | None = None
+    steps: int | None = None
+    seed: int = 0
+    run_dir: str | None = None
+    device: str = "auto"
+    query: str = "disagreement"
+    fixed_horizon: bool = True
+    progress_bar: bool = True
+    algo: str = "ppo"
+    reward_dropout: float | None = None
+    feedback: str = "synthetic"
+    initial_labels: int | None = None
+    teacher: str = "oracle"
+    pessimism: float = 0.0
+    rank_size: int = 2
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_device(self) -> str:
+        """``auto`` made concrete: ``cuda`` when torch sees a GPU, else ``cpu``."""
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def preset(self) -> Preset:
+        """The env's preset with ``overrides`` applied."""
+        spec = resolve(self.env)
+        return replace(preset_for(spec.name, spec.atari), **self.overrides)
+
+    def validate(self) -> None:
+        """Raise :class:`PrefrlError` naming the first bad value and what to do."""
+        base = preset_for(resolve(self.env).name, resolve(self.env).atari)
+        known = {f.name for f in fields(Preset)}
+        for key, value in self.overrides.items():
+            if key not in known:
+                raise PrefrlError(f"--set {key}: not a preset field; use one of {', '.join(sorted(known))}")
+            default = getattr(base, key)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = (isinstance(value, bool) if isinstance(default, bool) else
+                  number if isinstance(default, (int, float)) else
+                  isinstance(value, type(default)) if default is not None else value is None or number)
+            if not ok:
+                raise PrefrlError(f"--set {key}={json.dumps(value)}: expected a value like the preset's "
+                                  f"{json.dumps(default)}")
+        if not 0.0 < self.preset().labels_until <= 1.0:
+            raise PrefrlError(f"--set labels_until={self.preset().labels_until}: must be in (0, 1], the share of "
+                              "the run by which every label has been asked")
+        if self.reward not in ("learned", "true"):
+            raise PrefrlError(f"--reward {self.reward!r} is not known: use learned or true")
+        if self.feedback not in ("synthetic", "human"):
+            raise PrefrlError(f"--feedback {self.feedback!r} is not known: use synthetic or human")
+        if self.feedback == "human" and self.reward == "true":
+            raise PrefrlError("--feedback human needs --reward learned: the true-reward baseline asks no labels")
+        try:
+            make_teacher(self.teacher)
+        except ValueError as exc:
+            raise PrefrlError(f"--teacher: {exc}") from None
+        if self.rank_size < 2:
+            raise PrefrlError(f"--rank-size {self.rank_size} must be at least 2 (2: pairs)")
+        if self.rank_size > 4 and self.feedback == "human":
+            raise PrefrlError(f"--rank-size {self.rank_size} is too many clips for the labeling window: with "
+                              "--feedback human use 2 (pairs), 3 or 4")
+        if self.pessimism < 0:
+            raise PrefrlError(f"--pessimism {self.pessimism} must be ≥ 0 (0: the ensemble mean)")
+        if self.algo not in ("ppo", "a2c"):
+            raise PrefrlError(f"--algo {self.algo!r} is not known: use ppo or a2c")
+        if self.reward_dropout is not None and not 0.0 <= self.reward_dropout < 1.0:
+            raise PrefrlError(f"--reward-dropout {self.reward_dropout} must be in [0, 1): the paper used 0.5")
+        if self.labels is not None and self.labels < 2:
+            raise PrefrlError(f"--labels {self.labels} is too few: the least is 2, because the reward model is first "
+                              f"fitted on labels asked before RL and needs two (the preset asks for "
+                              f"{self.preset().labels})")
+        if self.initial_labels is not None and not 2 <= self.initial_labels <= (self.labels or self.preset().labels):
+            raise PrefrlError(f"--initial-labels {self.initial_labels} must be at least 2 and at most the label budget")
+        if self.steps is not None and self.steps < 1:
+            raise PrefrlError(f"--steps {self.steps} must be a positive number of env steps")
+        if self.query not in QUERY_STRATEGIES:
+            raise PrefrlError(f"--query {self.query!r} is not known: use one of {', '.join(QUERY_STRATEGIES)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise PrefrlError(f"--device {self.device!r} is not known: use auto, cpu or cuda")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise PrefrlError(f"--device {self.device} asked for CUDA, but torch sees no GPU: use --device auto or cpu")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["reward_epochs=60", "reward_arch=mlp"]`` -> ``{"reward_epochs": 60, "reward_arch": "mlp"}``:
+    each value is read as JSON, else kept as a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PrefrlError(f"--set {item!r} is not FIELD=VALUE: write e.g. --set reward_epochs=60")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out

@@ -1,0 +1,95 @@
+"""The fitter: refits the reward-model ensemble on the labeled data, in place or in the background,
+and makes the refit ensemble the live one (the one the agent's reward and query selection read)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from .labeled_data import LabeledData
+from .reward_model import RewardEnsemble
+from .reward_training import EnsembleTrainer, TrainStats
+
+__all__ = ["Fitter"]
+
+
+class Fitter:
+    """Fits ``trainer.model`` to ``data`` and adopts it into ``live``.
+
+    Args:
+        trainer: fits its model; with ``delay`` > 0 that must be a copy of ``live``, so the agent and
+            query selection go on with the live ensemble while a refit runs.
+        live: the ensemble the learned reward reads.
+        data: the labels.
+        delay: refit in a background thread and adopt the refit ensemble at the first rollout end at
+            least this many env steps after the fit began (0: refit in place while the agent waits).
+            A fit slower than that is waited for, so the switch falls on the same step however busy
+            the machine is, and a run repeats exactly. The paper's reward model trained
+            asynchronously.
+        save: called with the live ensemble after each adoption (writes ``reward_model.pt``).
+    """
+
+    def __init__(self, trainer: EnsembleTrainer, live: RewardEnsemble, data: LabeledData, delay: int = 0,
+                 save: Callable[[RewardEnsemble], None] | None = None):
+        if delay and trainer.model is live:
+            raise ValueError("Fitter: delay > 0 needs a trainer that trains a copy of the live ensemble "
+                             "(EnsembleTrainer(copy.deepcopy(model)))")
+        self.trainer = trainer
+        self.live = live
+        self.data = data
+        self.delay = delay
+        self.save = save
+        self.fitted_labels = 0  # labels held at the start of the last fit
+        self.last_stats: TrainStats | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="prefrl-fit") if delay else None
+        self._fitting: Future | None = None  # the refit under way in the background
+        self._adopt_at = 0  # the env step from which the refit under way is adopted
+
+    def _job(self, epochs: int | None = None) -> Callable[[], TrainStats]:
+        """The refit on every label held now (read here), as a call to make now or in another thread."""
+        train, val = self.data.split()
+        self.fitted_labels = train.n + val.n
+        return lambda: self.trainer.train(train, val, epochs=epochs)
+
+    def _adopt(self, stats: TrainStats) -> TrainStats:
+        if self.trainer.model is not self.live:
+            self.live.load_state_dict(self.trainer.model.state_dict())
+        self.last_stats = stats
+        if self.save is not None:
+            self.save(self.live)
+        return stats
+
+    def fit(self, epochs: int | None = None) -> TrainStats:
+        """Refit on every label now and adopt it, waiting for it (before RL, and on resume)."""
+        return self._adopt(self._job(epochs)())
+
+    def will_adopt(self, timestep: int, start: bool, final: bool) -> bool:
+        """Whether :meth:`step` with these arguments changes the live ensemble."""
+        return (self._fitting is not None and (timestep >= self._adopt_at or final or start)) or (
+            start and (self._executor is None or final))
+
+    def step(self, timestep: int, start: bool, final: bool) -> TrainStats | None:
+        """At a rollout's end: adopt the refit under way once its delay is up (or at the last rollout,
+        or when a new one must start), then start a new refit if ``start``; without a delay, and at
+        the last rollout, the new refit is adopted as it ends. Returns the stats of the last refit
+        adopted here (None if none was)."""
+        adopted = None
+        if self._fitting is not None and (timestep >= self._adopt_at or final or start):
+            adopted = self._adopt(self._fitting.result())
+            self._fitting = None
+        if start:
+            job = self._job()
+            if self._executor is None or final:  # the last rollout waits for its refit
+                adopted = self._adopt(job())
+            else:
+                self._fitting = self._executor.submit(job)
+                self._adopt_at = timestep + self.delay
+        return adopted
+
+    def close(self) -> None:
+        """Adopt a refit still under way (every label is then in the saved ensemble) and stop the thread."""
+        if self._fitting is not None:
+            self._adopt(self._fitting.result())
+            self._fitting = None
+        if self._executor is not None:
+            self._executor.shutdown()

@@ -1,0 +1,230 @@
+"""A run directory: every path and file of one ``prefrl train`` run, in one place.
+
+    RUN_DIR/
+      config.json          the run's configuration (written once, atomically)
+      store.sqlite         clips, queries and every label (learned-reward runs)
+      reward_model.pt/json the live ensemble after each refit
+      metrics.csv          one row per PPO update
+      checkpoints/         policy_<steps>_steps.zip, five over the run
+      policy.zip           the final policy
+      summary.json         written last: a run with it is finished
+      tb/                  TensorBoard logs
+
+Policies are read as tensors only, never unpickled (:meth:`RunDir.load_policy`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import PrefrlError
+from .store import PreferenceStore
+
+if TYPE_CHECKING:
+    from .reward_fn import LearnedReward
+    from .reward_model import RewardEnsemble
+
+__all__ = ["RunDir", "algo_class", "load_policy", "load_reward"]
+
+
+def algo_class(name: str):
+    """SB3's class for ``ppo`` or ``a2c``."""
+    from stable_baselines3 import A2C, PPO  # SB3 and torch load only where a policy is built
+
+    return {"ppo": PPO, "a2c": A2C}[name]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a kill mid-write leaves the old one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """The files of one run under ``path`` (see the module docstring for the layout)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | Path | None, name: str) -> RunDir:
+        """The run directory ``path`` (made if needed), or a fresh ``runs/<name>-<time>``; one clear
+        line if it cannot be written."""
+        path = Path(path) if path else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / ".write-test").touch()
+            (path / ".write-test").unlink()
+        except OSError as exc:
+            raise PrefrlError(f"cannot write to run directory {path} ({exc.strerror}): choose another --run-dir") from None
+        return cls(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # paths
+    @property
+    def store_path(self) -> Path:
+        return self.path / "store.sqlite"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.path / "policy.zip"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tb"
+
+    @property
+    def finished(self) -> bool:
+        return self.summary_path.exists()
+
+    @property
+    def has_reward_model(self) -> bool:
+        return (self.path / "reward_model.pt").exists()
+
+    # files
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_atomic(self.config_path, json.dumps(config, indent=2))
+
+    def config(self) -> dict[str, Any]:
+        """The run's ``config.json``; one clear line if it is missing or not JSON."""
+        if not self.config_path.is_file():
+            raise PrefrlError(f"{self.path} holds no config.json: give the directory of a `prefrl train` run")
+        try:
+            return json.loads(self.config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise PrefrlError(f"{self.config_path} is not valid JSON ({exc.msg})") from None
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_atomic(self.summary_path, json.dumps(summary, indent=2))
+
+    def summary(self) -> dict[str, Any]:
+        """The finished run's ``summary.json`` ({} while it runs)."""
+        return json.loads(self.summary_path.read_text()) if self.finished else {}
+
+    def store(self, env: str | None = None, create: bool = False) -> PreferenceStore:
+        """The run's preference store; without ``create``, one clear line if there is none."""
+        if not create and not self.store_path.exists():
+            raise PrefrlError(f"{self.path} holds no store.sqlite: give the directory of a `prefrl train` run")
+        return PreferenceStore(self.store_path, env=env, create=create)
+
+    def save_reward_model(self, model: RewardEnsemble) -> None:
+        model.save(self.path)
+
+    def reward_model(self, device: str = "cpu") -> RewardEnsemble:
+        """The last saved ensemble, read as tensors only."""
+        from .reward_model import RewardEnsemble
+
+        if not self.has_reward_model:
+            raise PrefrlError(f"{self.path} holds no reward_model.pt: give the directory of a learned-reward "
+                              "`prefrl train` run")
+        return RewardEnsemble.load(self.path, device)
+
+    def reward(self, device: str = "cpu", pessimism: float | None = None,
+               batch_size: int | None = 1024) -> LearnedReward:
+        """The run's learned reward on (observations, actions) of the env it trained on: as PPO saw
+        it (the run's pessimism), or with ``pessimism`` given (0: the ensemble mean)."""
+        from .reward_fn import LearnedReward
+
+        model = self.reward_model(device).eval()
+        env = self.make_env()
+        pessimism = self.config().get("pessimism", 0.0) if pessimism is None else pessimism
+        try:
+            return LearnedReward(model, env.observation_space, env.action_space, pessimism=pessimism,
+                                 batch_size=batch_size)
+        finally:
+            env.close()
+
+    def make_env(self, render_mode: str | None = None, fixed_horizon: bool | None = None):
+        """A fresh env of the kind the run trained on (its fixed horizon unless told otherwise)."""
+        from .envs import make_env, resolve
+
+        config = self.config()
+        fixed = config.get("fixed_horizon", True) if fixed_horizon is None else fixed_horizon
+        return make_env(resolve(config["env"]).name, fixed_horizon=fixed, render_mode=render_mode)
+
+    # policies
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """The policy checkpoints, (env steps, path), oldest first."""
+        found = []
+        for path in self.checkpoint_dir.glob("policy_*_steps.zip"):
+            try:
+                found.append((int(path.stem.split("_")[1]), path))
+            except ValueError:
+                continue
+        return sorted(found)
+
+    def latest_checkpoint(self) -> tuple[Path | None, int]:
+        """The newest policy checkpoint and its env steps ((None, 0) if there is none)."""
+        found = self.checkpoints()
+        return (found[-1][1], found[-1][0]) if found else (None, 0)
+
+    def load_policy(self, path: str | Path | None = None, device: str = "cpu"):
+        """A saved policy (``policy.zip`` by default, or a checkpoint), read as tensors only.
+
+        SB3's own ``PPO.load`` unpickles the zip's data part, which can run code: a run from someone
+        else must never be opened that way. Here the algorithm is rebuilt from the run's
+        ``config.json`` (JSON) and the preset, and only the zip's ``state_dict`` tensors are loaded
+        (``set_parameters``, ``torch.load(weights_only=True)``).
+        """
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        from .envs import make_env, resolve
+        from .presets import preset_for
+
+        config = self.config()
+        spec = resolve(config["env"])
+        algo_name = config.get("algo", "ppo")
+        _, kwargs = replace(preset_for(spec.name, spec.atari), **config.get("overrides", {})).algo(algo_name)
+        venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.get("fixed_horizon", True))])
+        algo = algo_class(algo_name)("CnnPolicy" if spec.atari else "MlpPolicy", venv, device=device, verbose=0, **kwargs)
+        set_parameters(algo, path or self.policy_path, device)
+        return algo
+
+
+def set_parameters(algo, path: str | Path, device: str) -> None:
+    """Load a policy zip's tensors into ``algo`` (``set_parameters``: ``weights_only``, no code runs);
+    a zip that cannot be read (cut short by a kill) is one clear line."""
+    try:
+        algo.set_parameters(str(path), device=device)
+    except Exception as exc:
+        raise PrefrlError(f"{path} cannot be read as a policy of this run ({type(exc).__name__}): it may have been cut "
+                          "short by a kill; delete it and use the checkpoint before it") from None
+
+
+def load_policy(run_dir: str | Path, path: str | Path | None = None, device: str = "cpu"):
+    """A run's saved policy (``policy.zip``, or the checkpoint ``path``), read as tensors only."""
+    return RunDir(run_dir).load_policy(path, device)
+
+
+def load_reward(run_dir: str | Path, device: str = "cpu") -> LearnedReward:
+    """The learned reward a run saved, as a callable on (observations, actions) of its env.
+
+    Example:
+        >>> reward = prefrl.load_reward("runs/cartpole-learned-s0")
+        >>> reward(obs[None], action[None])        # array([0.73], dtype=float32)
+    """
+    return RunDir(run_dir).reward(device)

@@ -1,0 +1,183 @@
+"""``prefrl train``: one run of preference-based (or true-reward) PPO, from config to summary.
+
+:func:`train` reads top to bottom, as the algorithm runs: settings, the run directory, the envs,
+the learned reward and the preference loop's stages, the labels asked before RL, ``learn``,
+evaluation, the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import CheckpointCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import set_random_seed
+
+from .build import make_callback, make_reward, make_stages, make_venv, pretrain, resume_reward, set_threads
+from .config import TrainConfig
+from .envs import EnvSpec, make_env, resolve
+from .errors import PrefrlError
+from .learned_reward import LearnedRewardVecEnv
+from .metrics import EachRollout, MetricsLog
+from .presets import Preset
+from .run_dir import RunDir, algo_class, set_parameters
+from .schedule import LabelSchedule
+
+__all__ = ["train", "resume"]
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Run one training job and return its summary (also written to ``summary.json``); with
+    ``resume``, continue the killed run in ``config.run_dir`` (see :func:`resume`).
+
+    Example:
+        >>> summary = prefrl.train(prefrl.TrainConfig("cartpole", labels=200, seed=0))
+        >>> summary["true_return_mean"]
+    """
+    config.validate()
+    start = time.time()
+    spec, preset = resolve(config.env), config.preset()
+    labels, steps = config.labels or preset.labels, config.steps or preset.timesteps
+    device = config.resolved_device()
+    learned = config.reward == "learned"
+
+    # The run directory: a learned-reward run never writes into another run's store.
+    run = RunDir.create(config.run_dir, f"{spec.name}-{config.reward}-s{config.seed}")
+    store = run.store(spec.name, create=not resume) if learned else None
+    if store is not None and store.num_clips() and not resume:
+        raise PrefrlError(f"{run} already holds a run ({store.num_labels()} labels): choose a new --run-dir "
+                          f"or continue it with --resume {run}")
+    checkpoint, done_steps = run.latest_checkpoint() if resume else (None, 0)
+    if not resume:
+        run.write_config(_config_record(config, spec, preset, labels, steps, device))
+
+    # Envs. People label Atari clips on the game's own screen in colour (score masked), recorded at
+    # every step and kept packed; classic-control clips are drawn from their stored states instead.
+    set_random_seed(config.seed)
+    n_envs, algo_kwargs = preset.algo(config.algo)
+    set_threads(device, spec.atari)
+    frames = config.feedback == "human" and spec.atari and learned
+    venv = make_venv(spec, n_envs, config.fixed_horizon, config.seed, frames)
+    metrics = MetricsLog(run.metrics_path, start, every=1000 if config.algo == "a2c" else 0, append=resume,
+                         learned=learned)
+
+    # The learned reward and the loop's stages; the initial labels and the first fit before RL.
+    stages = probe_venv = None
+    pretrain_seconds = 0.0
+    if learned:
+        venv = LearnedRewardVecEnv(venv, record_frames=frames)
+        reward = make_reward(config, preset, venv, device)
+        initial = config.initial_labels or min(labels, max(2, round(preset.initial_fraction * labels)))
+        stages = make_stages(config, preset, run, store, reward, n_envs, labels - initial)
+        pretrain_start = time.time()
+        if resume and store.num_labels() >= 2:
+            resume_reward(stages, run)
+        else:
+            pretrain(stages, make_venv(spec, n_envs, config.fixed_horizon, config.seed + 1, frames), initial,
+                     preset.random_steps or 10 * initial * preset.clip_length, frames=frames)
+        pretrain_seconds = time.time() - pretrain_start
+        schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps,
+                                 labels_until=max(1, round(preset.labels_until * steps)))
+        probe_venv = make_venv(spec, n_envs, config.fixed_horizon, config.seed + 2) if preset.greedy_steps else None
+        callback = make_callback(stages, venv, schedule, preset, steps, device, probe_venv, on_update=lambda cb: metrics.row(
+            cb.model, stages.data.n, cb.learned_episode_returns, stages.fitter.last_stats, cb.rollout))
+    else:
+        callback = EachRollout(metrics.row)
+    # Five policy checkpoints over the run, for comparing learned and true reward along the way.
+    checkpoints = CheckpointCallback(max(1, steps // (5 * n_envs)), str(run.checkpoint_dir), "policy")
+
+    # RL.
+    agent = algo_class(config.algo)("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed, device=device,
+                               verbose=0, tensorboard_log=str(run.tensorboard_dir), **algo_kwargs)
+    resumed_from = 0
+    if checkpoint is not None:
+        set_parameters(agent, checkpoint, device)
+        agent.num_timesteps = resumed_from = done_steps
+    learn_start = time.time()
+    agent.learn(max(0, steps - resumed_from), callback=[callback, checkpoints], progress_bar=config.progress_bar,
+                tb_log_name=config.algo, reset_num_timesteps=not resume)
+    learn_seconds = time.time() - learn_start
+    metrics.close()
+    if probe_venv is not None:
+        probe_venv.close()
+    agent.save(run.policy_path)
+
+    # Evaluation on the plain env (termination visible, as the game scores it).
+    eval_env = Monitor(make_env(spec.name, fixed_horizon=False))
+    eval_env.reset(seed=config.seed + 10_000)
+    returns, _ = evaluate_policy(agent, eval_env, n_eval_episodes=preset.eval_episodes, deterministic=True,
+                                 return_episode_rewards=True)
+    summary = {
+        "env": spec.name,
+        "gym_id": spec.gym_id,
+        "seed": config.seed,
+        "reward": config.reward,
+        "algo": config.algo,
+        "overrides": config.overrides,
+        "fixed_horizon": config.fixed_horizon,
+        "timesteps": int(agent.num_timesteps),
+        "true_return_mean": float(np.mean(returns)),
+        "true_return_std": float(np.std(returns)),
+        "eval_episodes": len(returns),
+        "wall_seconds": round(time.time() - start, 1),
+        "learn_seconds": round(learn_seconds, 1),
+        "steps_per_second": round((agent.num_timesteps - resumed_from) / max(learn_seconds, 1e-9), 1),
+        "device": device,
+        "resumed_from_step": resumed_from if resume else None,
+        "run_dir": str(run),
+        **_loop_summary(config, stages, callback if learned else None, pretrain_seconds, store),
+    }
+    run.write_summary(summary)
+    venv.close()
+    if store is not None:
+        store.close()
+    return summary
+
+
+def _config_record(config: TrainConfig, spec: EnvSpec, preset: Preset, labels: int, steps: int,
+                   device: str) -> dict[str, Any]:
+    """What ``config.json`` holds: the config with its defaults made concrete, and the preset."""
+    return {**asdict(config), "labels": labels, "steps": steps, "gym_id": spec.gym_id, "device": device,
+            "preset": {k: (repr(v) if k in ("ppo", "a2c") else v) for k, v in asdict(preset).items()}}
+
+
+def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float, store) -> dict[str, Any]:
+    """The summary's figures of the preference loop (None, or 0 labels, for a true-reward run)."""
+    if stages is None:
+        return {"query": None, "teacher": None, "pessimism": None, "rank_size": None, "labels_used": 0,
+                "queries_asked": 0, "rm_val_accuracy": None, "loop_seconds": None, "pretrain_seconds": None}
+    stats = stages.fitter.last_stats
+    return {
+        "query": config.query,
+        "teacher": config.teacher if config.feedback == "synthetic" else None,
+        "pessimism": config.pessimism,
+        "rank_size": config.rank_size,
+        "labels_used": store.num_labels(),
+        "queries_asked": stages.querier.asked,
+        "rm_val_accuracy": stats.val_accuracy if stats else None,
+        # Wall seconds of each stage the preference loop adds inside learn (see PreferenceCallback).
+        "loop_seconds": {k: round(v, 1) for k, v in callback.seconds.items()},
+        "pretrain_seconds": round(pretrain_seconds, 1),
+    }
+
+
+def resume(run_dir: str | Path) -> dict[str, Any]:
+    """Continue a killed run from its last policy checkpoint, with every label in its store.
+
+    The run's ``config.json`` gives the configuration. RL restarts at the checkpoint's step count
+    with the label schedule where the store says it is, the reward model refit on every stored label,
+    and new queries drawn from new rollouts only (no pair is asked twice). A checkpoint loads as
+    tensors only (SB3's ``set_parameters``), so no code from the run directory is run.
+    """
+    run = RunDir(run_dir)
+    saved = run.config()
+    if run.finished:
+        raise PrefrlError(f"{run} already finished (it has summary.json): nothing to resume")
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__})
+    config.run_dir = str(run)
+    return train(config, resume=True)

@@ -1,0 +1,307 @@
+"""The preference loop's stages, each alone and then called in order by the callback, without PPO."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.logger import configure
+
+from prefrl.clips import Clip, ClipRecorder
+from prefrl.diagnostics import RefitCheck
+from prefrl.errors import StoreError, TrainingError
+from prefrl.feedback import HumanFeedback, SyntheticFeedback
+from prefrl.fitting import Fitter
+from prefrl.labeled_data import LabeledData
+from prefrl.learned_reward import LearnedRewardVecEnv
+from prefrl.loop import PreferenceCallback
+from prefrl.queries import Pairs, Querier, Rankings, query_kind
+from prefrl.reward_fn import LearnedReward
+from prefrl.reward_training import EnsembleTrainer, is_validation
+from prefrl.schedule import LabelSchedule
+from prefrl.store import PreferenceStore
+from prefrl.teachers import OracleTeacher
+
+OBS = spaces.Box(-1.0, 1.0, (3,), np.float32)
+ACT = spaces.Discrete(2)
+
+
+def _clip(rng, length=5):
+    obs = rng.uniform(-1, 1, (length, 3)).astype(np.float32)
+    return Clip(obs, rng.integers(0, 2, length), obs[:, 0].copy())
+
+
+def _pool(n=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return [_clip(rng) for _ in range(n)]
+
+
+def _reward(seed=0):
+    torch.manual_seed(seed)
+    return LearnedReward.build(OBS, ACT, hidden=8)
+
+
+def _stages(store, rank_size=2, delay=0, human=False, batch=4):
+    reward = _reward()
+    kind = query_kind(rank_size)
+    data = LabeledData(kind, reward.features, store, reward.device, OBS.shape, ACT.shape)
+    feedback = (HumanFeedback(store, data, batch, poll=0.01) if human
+                else SyntheticFeedback(OracleTeacher(), kind, store, data, batch))
+    trainer = EnsembleTrainer(copy.deepcopy(reward.model) if delay else reward.model, epochs=3)
+    fitter = Fitter(trainer, reward.model, data, delay=delay)
+    querier = Querier(kind, store, "disagreement", reward.member_returns, 0, feedback.source)
+    return reward, querier, feedback, data, fitter
+
+
+def test_the_reward_is_the_ensemble_on_the_step_features_in_one_place():
+    reward = _reward()
+    obs = np.random.default_rng(0).uniform(-1, 1, (4, 6, 3)).astype(np.float32)
+    actions = np.ones((4, 6), np.int64)
+    r = reward(obs, actions)
+    assert r.shape == (4, 6) and r.dtype == np.float32
+    np.testing.assert_allclose(reward(obs[1], actions[1]), r[1], rtol=1e-6)  # any leading shape
+    reward.batch_size = 5  # scoring a few steps at a time changes no number
+    np.testing.assert_allclose(reward(obs, actions), r, rtol=1e-6)
+    assert reward.features(obs, actions).shape == (4, 6, 5)  # 3 observation values + one-hot action
+    pessimist = LearnedReward(reward.model, OBS, ACT, pessimism=1.0)
+    assert (pessimist(obs, actions) <= r + 1e-6).all() and not np.allclose(pessimist(obs, actions), r)
+    with pytest.raises(ValueError, match="pessimism must be >= 0"):
+        LearnedReward(reward.model, OBS, ACT, pessimism=-1)
+
+
+@pytest.mark.parametrize("kind", [Pairs(), Rankings(3)], ids=["pairs", "rankings"])
+def test_the_querier_stores_clips_once_and_queries_of_its_kind(kind):
+    reward = _reward()
+    with PreferenceStore(":memory:", env="x") as store:
+        querier = Querier(kind, store, "random", reward.member_returns, seed=0, source="oracle")
+        pool = _pool()
+        queries = querier(pool, 6)
+        assert len(queries) == 6 and querier.asked == 6
+        assert all(len(q.clips) == kind.size and all(c.clip_id is not None for c in q.clips) for q in queries)
+        stored = store.comparisons() if kind.size == 2 else store.rankings()
+        assert [s.id for s in stored] == [q.id for q in queries]
+        clips_used = {c.clip_id for q in queries for c in q.clips}
+        assert store.num_clips() == len(clips_used)  # each clip stored once, however many queries it is in
+        querier(pool, 3)  # the pool now holds the stored clips with their ids: none is stored again
+        assert store.num_clips() <= len(pool)
+        assert Querier(kind, store, "random", reward.member_returns, 0, "oracle").asked == 9  # a resumed run counts
+
+
+def test_the_querier_refuses_an_unknown_strategy():
+    with PreferenceStore(":memory:", env="x") as store, pytest.raises(ValueError, match="strategy 'best'"):
+        Querier(Pairs(), store, "best", None, 0, "oracle")
+
+
+def test_a_synthetic_teacher_answers_into_the_store_and_the_data_without_reading_the_store_back(monkeypatch):
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, _ = _stages(store)
+        queries = querier(_pool(), 8, strategy="random")
+        monkeypatch.setattr(store, "get_clips", lambda *a, **k: pytest.fail("the labels' clips were read back"))
+        feedback(queries)
+        assert data.n == store.num_labels() == 8
+        for q in queries:  # the oracle's answer: the higher true return
+            (c,) = [c for c in store.comparisons("labeled") if c.id == q.id]
+            a, b = q.clips
+            assert c.preference == (0.5 if a.true_return == b.true_return else float(a.true_return > b.true_return))
+
+
+def test_skipped_answers_are_recorded_and_never_trained_on():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward = _reward()
+        data = LabeledData(Pairs(), reward.features, store, reward.device, OBS.shape, ACT.shape)
+        class CantTell:  # a teacher that skips every pair
+            name = "cant-tell"
+
+            def __call__(self, pairs):
+                return [None] * len(pairs)
+
+        feedback = SyntheticFeedback(CantTell(), Pairs(), store, data, 4)
+        querier = Querier(Pairs(), store, "random", reward.member_returns, 0, feedback.source)
+        feedback(querier(_pool(), 4))
+        assert data.n == 0 and [c.status for c in store.comparisons()] == ["skipped"] * 4
+        with pytest.raises(TrainingError, match="labeled 0 of the 4 initial queries"):
+            feedback.before_rl(4)
+
+
+def test_the_data_splits_by_query_id_and_holds_each_clip_once():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, _ = _stages(store)
+        feedback(querier(_pool(8), 20, strategy="random"))
+        train, val = data.split()
+        assert train.n + val.n == data.n == 20
+        ids = np.array(sorted(c.id for c in store.comparisons("labeled")))
+        assert val.n == int(is_validation(ids).sum())
+        assert len(train.clips) == len({i for c in store.comparisons("labeled") for i in (c.left_id, c.right_id)})
+
+
+def test_the_data_refuses_clips_of_another_env():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward = _reward()
+        rng = np.random.default_rng(0)
+        wide = [Clip(rng.normal(size=(5, 4)).astype(np.float32), np.zeros(5, np.int64), np.zeros(5, np.float32))
+                for _ in range(2)]
+        ids = store.add_clips(wide)
+        (q,) = store.add_queries([tuple(ids)], source="oracle")
+        store.record_labels([(q, 1.0)], labeler="oracle")
+        data = LabeledData(Pairs(), reward.features, store, reward.device, OBS.shape, ACT.shape)
+        with pytest.raises(StoreError, match="written for another env"):
+            data.sync()
+
+
+def test_rankings_reach_the_data_best_first():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, _ = _stages(store, rank_size=3)
+        queries = querier(_pool(), 5, strategy="random")
+        feedback(queries)
+        train, val = data.split()
+        assert train.n + val.n == 5 and train.items.shape[1] == 3
+        for r in store.rankings("labeled"):
+            returns = [c.true_return for c in store.get_clips(list(r.ordered))]
+            assert returns == sorted(returns, reverse=True)
+
+
+def test_human_feedback_follows_the_store_and_keeps_two_batches_waiting_at_most():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, human=True, batch=3)
+        assert feedback.to_ask(due=10, final=False) == 6  # two batches may wait
+        assert feedback.to_ask(due=2, final=False) == 0 and feedback.to_ask(due=2, final=True) == 2
+        queries = querier(_pool(), 6, strategy="random")
+        feedback(queries)  # nobody has answered yet
+        assert data.n == 0 and feedback.to_ask(due=10, final=False) == 0
+        store.record_labels([(queries[0].id, 1.0), (queries[1].id, 0.0)], labeler="ann")
+        feedback([])
+        assert data.n == 2 and feedback.to_ask(due=10, final=False) == 2
+        assert not feedback.refit_due(asked=0, new=2, final=False) and feedback.refit_due(asked=0, new=2, final=True)
+        store.unlabel(queries[1].id, labeler="ann")  # taken back in the window
+        feedback([])
+        assert data.n == 1
+
+
+def test_human_feedback_waits_for_the_initial_labels(tmp_path, capsys):
+    import signal
+    import threading
+
+    def label(ids):  # a labeler's window: its own connection, after a while
+        with PreferenceStore(tmp_path / "store.sqlite", create=False) as window:
+            window.record_labels([(i, 1.0) for i in ids], labeler="ann")
+
+    with PreferenceStore(tmp_path / "store.sqlite", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, human=True)
+        queries = querier(_pool(), 3, strategy="random")
+        answer = threading.Timer(0.3, label, args=([q.id for q in queries],))
+        answer.start()
+        signal.signal(signal.SIGALRM, lambda *_: pytest.fail("before_rl did not return once the labels were in"))
+        signal.alarm(60)
+        try:
+            feedback.before_rl(3)
+        finally:
+            signal.alarm(0)
+        answer.join()
+        assert data.n == 3 and store.num_pending() == 0
+    assert "waiting for 3 labels" in capsys.readouterr().out
+
+
+def test_the_fitter_adopts_a_background_refit_after_its_delay_and_saves_it():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, delay=100)
+        saved = []
+        fitter.save = lambda model: saved.append({k: v.clone() for k, v in model.state_dict().items()})
+        feedback(querier(_pool(), 10, strategy="random"))
+        before = {k: v.clone() for k, v in reward.model.state_dict().items()}
+        assert fitter.will_adopt(50, start=True, final=False) is False
+        assert fitter.step(50, start=True, final=False) is None  # fitting in the background
+        assert all((reward.model.state_dict()[k] == v).all() for k, v in before.items())  # the live one waits
+        assert not fitter.will_adopt(149, start=False, final=False) and fitter.step(149, False, False) is None
+        assert fitter.will_adopt(150, start=False, final=False)
+        stats = fitter.step(150, start=False, final=False)
+        assert stats is not None and stats.n_train + stats.n_val == 10 and fitter.fitted_labels == 10
+        assert any(not (reward.model.state_dict()[k] == v).all() for k, v in before.items())
+        assert len(saved) == 1
+        fitter.close()
+
+
+def test_a_refit_under_way_is_adopted_when_the_run_ends():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, delay=10_000)
+        feedback(querier(_pool(), 10, strategy="random"))
+        fitter.step(0, start=True, final=False)
+        assert fitter.last_stats is None
+        fitter.close()
+        assert fitter.last_stats is not None
+
+
+class _Agent:
+    """What the callback reads of an SB3 algorithm: its rollout buffer, n_steps, timesteps, logger."""
+
+    def __init__(self, venv, n_steps):
+        self.n_steps = n_steps
+        self.num_timesteps = 0
+        self.rollout_buffer = RolloutBuffer(n_steps, OBS, ACT, n_envs=venv.num_envs)
+        self.logger = configure(None, [])
+        self._venv = venv
+
+    def get_env(self):
+        return self._venv
+
+
+class _Venv:
+    """Two envs of random 3-vectors whose true reward is the first value."""
+
+    num_envs = 2
+    observation_space, action_space = OBS, ACT
+
+    def __init__(self):
+        self.rng = np.random.default_rng(0)
+        self.obs = self.rng.uniform(-1, 1, (2, 3)).astype(np.float32)
+
+    def reset(self):
+        return self.obs
+
+    def step_async(self, actions):
+        pass
+
+    def step_wait(self):
+        true = self.obs[:, 0].copy()
+        self.obs = self.rng.uniform(-1, 1, (2, 3)).astype(np.float32)
+        return self.obs, true, np.zeros(2, bool), [{}, {}]
+
+
+def test_the_callback_calls_the_stages_in_order_over_rollouts_without_ppo():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, batch=4)
+        recorder = ClipRecorder(2, 5, capacity=200)
+        venv = LearnedRewardVecEnv(_Venv())
+        n_steps, total = 20, 200
+        schedule = LabelSchedule(24, 8, total, 50.0)
+        callback = PreferenceCallback(venv, reward=reward, recorder=recorder, querier=querier, feedback=feedback,
+                                      data=data, fitter=fitter, schedule=schedule, check=RefitCheck(50))
+        agent = _Agent(venv, n_steps)
+        callback.init_callback(agent)
+        feedback(querier(_pool(), 8, strategy="random"))  # the initial labels, then the first fit
+        fitter.fit()
+        venv.reset()
+        labels, refits = [], []
+        while agent.num_timesteps < total:
+            agent.rollout_buffer.reset()
+            for _ in range(n_steps):  # what SB3's collect_rollouts does each step
+                venv.step(np.array([0, 1]))
+                agent.num_timesteps += 2
+                agent.rollout_buffer.add(np.zeros((2, 3)), np.zeros((2, 1)), np.zeros(2), np.ones(2, bool),
+                                         torch.zeros(2), torch.zeros(2))
+                callback.on_step()
+            callback.update_locals({"values": torch.zeros(2), "dones": np.zeros(2, bool)})
+            record_obs = np.stack([s[0] for s in venv._steps])
+            record_actions = np.stack([s[1] for s in venv._steps])
+            callback.on_rollout_end()
+            labels.append(data.n)
+            refits.append(callback.rollout["refit"])
+            expected = reward(record_obs, record_actions)  # the ensemble after this rollout's refit, if any
+            np.testing.assert_allclose(agent.rollout_buffer.rewards, expected, rtol=1e-5, atol=1e-6)
+        callback.on_training_end()
+        assert labels[-1] == 24 == querier.asked == store.num_labels()  # the whole budget, asked by the schedule
+    assert labels == sorted(labels) and len(set(labels)) >= 3  # in rounds, not at once
+    assert sum(refits) >= 2 and refits[-1] == 1.0  # refit whenever labels came, and on the last rollout
+    assert len(recorder.clips) == total // 5  # every step cut into 5-step clips
+    assert "pair_accuracy_after" in callback.rollout

@@ -1,65 +1,68 @@
-"""Steps/s of learned-reward PPO against true-reward PPO on one env, in one script run.
+"""Steps/s of learned-reward PPO against true-reward PPO, per configuration, as one markdown table.
 
-Reads top to bottom: config, the two runs, the ratio. Both runs use the same preset, steps and seed;
-the learned run's time includes everything the preference loop adds inside PPO's ``learn``
-(recording clips, asking labels, refitting the ensemble, relabeling each rollout).
+Reads top to bottom: the options, the two runs of each configuration, the ratio. Both runs of a
+configuration use the same preset, settings, steps and seed, and run one after the other with every
+core (nothing else of this script beside them); the learned run's time includes everything the
+preference loop adds inside PPO's ``learn`` (recording clips, asking labels, refitting the ensemble,
+relabeling each rollout).
 
     python experiments/benchmark_overhead.py --env cartpole
-    python experiments/benchmark_overhead.py --env pong --steps 100000 --labels 541 --initial_labels 500
+    python experiments/benchmark_overhead.py --env pong --steps 100000 \\
+        --configs "41, the paper's rate:labels=541,initial_labels=500" "271, after 270 before RL:labels=541"
 
-The overhead on Atari is mostly refitting the reward CNN, so it depends on how many labels arrive per
-env step. The pong command asks them at the paper's rate: 500 on random-policy clips before RL (not
-inside ``learn``), then 5,000 over 50M steps at a rate ∝ 5e6/(T + 5e6), of which the first 100k
-steps get 5000·ln(1.02)/ln(11) ≈ 41. ``summary.json`` of the learned run splits the loop's time by
-stage (``loop_seconds``).
+A configuration is ``NAME:key=value,...`` (keys of ``TrainConfig`` or of the preset; ``default:``
+is the preset). The overhead on Atari is mostly refitting the reward CNN, so it depends on how many
+labels arrive per env step. The pong command asks them at the paper's rate: 500 on random-policy
+clips before RL (not inside ``learn``), then 5,000 over 50M steps at a rate ∝ 5e6/(T + 5e6), of which
+the first 100k steps get 5000·ln(1.02)/ln(11) ≈ 41; and at a higher one. The last column splits the
+loop's time by stage (``loop_seconds`` of the learned run's summary).
+
+The runs are cached by code version (``harness.py``): a rerun of the same code prints the figures it
+measured then; give another ``--out`` to measure again.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from prefrl.train import TrainConfig, train
+from harness import grid, markdown_table, parse_config, parser, run_all
 
 
-@dataclass
-class Config:
-    env: str = "cartpole"
-    """suite name or gymnasium id"""
-    steps: int | None = None
-    """PPO env steps (default: the preset)"""
-    labels: int | None = None
-    """label budget of the learned run (default: the preset)"""
-    initial_labels: int | None = None
-    """labels asked before RL (default: the preset's share)"""
-    seed: int = 0
-    device: str = "cpu"
-    out: str = "runs/benchmark"
-    """where both runs and benchmark.json go"""
+def render(results: list[dict], envs: list[str], seeds: list[int], configs: list[str]) -> str:
+    """A row per env, configuration and seed: learned-reward steps/s over true-reward steps/s."""
+    by = {(r["env"], r["seed"], r["label"]): r for r in results}
+    rows = []
+    for env in envs:
+        for seed in seeds:
+            for name in configs:
+                true, learned = by[(env, seed, f"{name} | true")], by[(env, seed, f"{name} | learned")]
+                ratio = learned["steps_per_second"] / true["steps_per_second"]
+                stages = sorted((learned.get("loop_seconds") or {}).items(), key=lambda kv: -kv[1])
+                rows.append([env, name, seed, learned["labels_used"],
+                             f"**{ratio:.3f}** ({learned['steps_per_second']:.1f} / {true['steps_per_second']:.1f})",
+                             ", ".join(f"{stage} {s:.1f} s" for stage, s in stages),
+                             f"{learned['true_return_mean']:.1f} / {true['true_return_mean']:.1f}"])
+    return markdown_table(["env", "configuration", "seed", "labels", "steps/s ratio (learned / true)",
+                           "where the loop's time went", "true return (learned / true)"], rows)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, default in vars(Config()).items():
-        parser.add_argument(f"--{name}", type=type(default) if default is not None else int, default=default)
-    cfg = Config(**vars(parser.parse_args()))
-    out = Path(cfg.out)
-    summaries = {}
-    for reward in ("true", "learned"):
-        run = TrainConfig(cfg.env, reward=reward, steps=cfg.steps, labels=cfg.labels, initial_labels=cfg.initial_labels,
-                          seed=cfg.seed, device=cfg.device, run_dir=str(out / f"{cfg.env}-{reward}-s{cfg.seed}"),
-                          progress_bar=False)
-        summaries[reward] = train(run)
-    ratio = summaries["learned"]["steps_per_second"] / summaries["true"]["steps_per_second"]
-    result = {"env": cfg.env, "seed": cfg.seed, "device": cfg.device, "steps_per_second_ratio": round(ratio, 3),
-              **{f"{k}_{field}": s[field] for k, s in summaries.items()
-                 for field in ("steps_per_second", "true_return_mean", "timesteps", "labels_used")},
-              "learned_loop_seconds": summaries["learned"].get("loop_seconds")}
-    (out / f"benchmark-{cfg.env}.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    print(f"{cfg.env}: learned-reward PPO runs at {ratio:.2f}x the steps/s of true-reward PPO")
+    p = parser(__doc__, out="runs/benchmark", seeds=[0], envs=["cartpole"], workers=None)
+    p.add_argument("--steps", type=int, default=None, help="PPO env steps (default: the preset's)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--configs", nargs="+", default=["default:"], help="NAME:key=value,... (see above)")
+    args = p.parse_args()
+    configs = dict(parse_config(c) for c in args.configs)
+    runs = grid(args.envs, args.seeds, {f"{name} | {reward}": {**settings, "reward": reward, "steps": args.steps,
+                                                                "device": args.device}
+                                        for name, settings in configs.items() for reward in ("true", "learned")},
+                threads=None)  # every core, one run at a time: a speed figure of the machine, not of a share
+    results = run_all(runs, args.out, workers=1)
+    table = render(results, args.envs, args.seeds, list(configs))
+    (Path(args.out) / "benchmark.json").write_text(json.dumps(results, indent=2))
+    (Path(args.out) / "benchmark.md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@ and a training run killed again and again and resumed each time, against an unin
 
     python experiments/fault_soak.py --writer-kills 200 --burst-seconds 60 --train-kills 3 --env cartpole
 
-Writes ``runs/fault_soak/report.md`` and prints it.
+Writes ``runs/fault_soak/report.md`` and prints it. The uninterrupted run of each seed is made by
+``harness.run_all``, cached by code version; the drills and the killed runs are made anew each time.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import subprocess
@@ -17,12 +17,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import Run, markdown_table, parser, run_all
 
 from prefrl.faults import burst_drill, check_store, kill_writer_drill, make_store
 
 
 def train_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "prefrl.cli", "train", *args]
+
+
+def plain_run(run: Run, run_dir: str) -> dict:
+    """The job of the uninterrupted run: ``prefrl train`` started from the command line, as the killed
+    run is, and left alone."""
+    subprocess.run(train_cmd(run.env, "--seed", str(run.seed), "--run-dir", run_dir, "--no-progress"), check=True,
+                   capture_output=True)
+    return json.loads((Path(run_dir) / "summary.json").read_text())
 
 
 def killed_and_resumed(env: str, seed: int, kills: int, run: Path, rng: np.random.Generator,
@@ -55,15 +64,13 @@ def killed_and_resumed(env: str, seed: int, kills: int, run: Path, rng: np.rando
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--writer-kills", type=int, default=200)
-    parser.add_argument("--burst-seconds", type=float, default=60.0)
-    parser.add_argument("--burst-rate", type=float, default=100.0)
-    parser.add_argument("--train-kills", type=int, default=3)
-    parser.add_argument("--env", default="cartpole")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--out", default="runs/fault_soak")
-    args = parser.parse_args()
+    p = parser(__doc__, out="runs/fault_soak", seeds=[0], workers=None)
+    p.add_argument("--writer-kills", type=int, default=200)
+    p.add_argument("--burst-seconds", type=float, default=60.0)
+    p.add_argument("--burst-rate", type=float, default=100.0)
+    p.add_argument("--train-kills", type=int, default=3)
+    p.add_argument("--env", default="cartpole")
+    args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -85,14 +92,10 @@ def main() -> None:
     lines.append(f"- burst for {b['seconds']:.0f} s: labels acknowledged {b['acknowledged']}, errors "
                  f"{len(b['errors'])} {b['errors'][:3]}, store problems: {b['problems'] or 'none'}")
 
-    lines += ["", "| seed | uninterrupted true return | killed and resumed | kills | labels (resumed run) | "
-              "distinct pairs | problems |", "|---|---|---|---|---|---|---|"]
-    for seed in args.seeds:
-        plain_dir = out / f"{args.env}-plain-s{seed}"
-        if not (plain_dir / "summary.json").exists():
-            subprocess.run(train_cmd(args.env, "--seed", str(seed), "--run-dir", str(plain_dir), "--no-progress"),
-                           check=True, capture_output=True)
-        plain = json.loads((plain_dir / "summary.json").read_text())
+    # threads=None: the command-line run takes torch's default, as the killed one does
+    plains = run_all([Run("plain", args.env, seed, threads=None) for seed in args.seeds], out, workers=1, job=plain_run)
+    rows = []
+    for seed, plain in zip(args.seeds, plains):
         run = out / f"{args.env}-killed-s{seed}"
         if run.exists():
             import shutil
@@ -105,11 +108,13 @@ def main() -> None:
         pairs = db.execute("SELECT COUNT(DISTINCT MIN(left_id, right_id) || '-' || MAX(left_id, right_id)), "
                            "COUNT(*) FROM comparisons").fetchone()
         db.close()
-        lines.append(f"| {seed} | {plain['true_return_mean']:.1f} ± {plain['true_return_std']:.1f} | "
-                     f"{resumed.get('true_return_mean', float('nan')):.1f} ± {resumed.get('true_return_std', float('nan')):.1f} | "
-                     f"{args.train_kills} | {resumed.get('labels_used')} | {pairs[0]} of {pairs[1]} | "
-                     f"{problems or 'none'} |")
-    report = "\n".join(lines) + "\n"
+        rows.append([seed, f"{plain['true_return_mean']:.1f} ± {plain['true_return_std']:.1f}",
+                     f"{resumed.get('true_return_mean', float('nan')):.1f} ± "
+                     f"{resumed.get('true_return_std', float('nan')):.1f}",
+                     args.train_kills, resumed.get("labels_used"), f"{pairs[0]} of {pairs[1]}", problems or "none"])
+    lines += ["", markdown_table(["seed", "uninterrupted true return", "killed and resumed", "kills",
+                                  "labels (resumed run)", "distinct pairs", "problems"], rows)]
+    report = "\n".join(lines)
     (out / "report.md").write_text(report)
     print(report)
 

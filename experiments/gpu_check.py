@@ -26,7 +26,7 @@ import torch
 
 from prefrl.reward_model import RewardEnsemble, RewardModelConfig
 from prefrl.reward_training import ComparisonBatch, EnsembleTrainer
-from prefrl.train import TrainConfig, train
+from prefrl import TrainConfig, train
 
 
 @dataclass

@@ -22,7 +22,7 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 from prefrl.labeling_ui.scripted import ScriptedLabeler
 from prefrl.store import PreferenceStore
-from prefrl.train import TrainConfig, train
+from prefrl import TrainConfig, train
 
 
 def _label(store_path: str, name: str, delay: float, stop) -> None:

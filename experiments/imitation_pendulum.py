@@ -12,22 +12,23 @@ performance" iterations and the same budget as prefrl's pendulum preset: 200 com
 150k agent steps asked of each. imitation's PPO rounds each of the 60 iterations up to whole
 2,048-step rollouts, so its agent takes 249,856 steps (recorded as ``timesteps`` in each result),
 1.65× prefrl's 151,552: the budget favours imitation. Each side's final policy, the one trained inside the loop, is scored on the plain
-Pendulum-v1 over 10 deterministic episodes. The prefrl runs come from ``harness.run_all`` (cached by
-code version); an imitation result is cached by the seed and a hash of the code that makes it
-(``imitation_run``, ``ensure_venv``, the budget), so editing this text does not void it.
+Pendulum-v1 over 10 deterministic episodes. Both sides' runs come from ``harness.run_all``: prefrl's
+cached by the package's code version, imitation's by a hash of the code that makes them
+(``imitation_run``, ``ensure_venv``, the budget: ``imitation_version``), so editing this text or
+prefrl does not void them.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import inspect
 import json
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+
+from harness import Run, markdown_table, parser, run_all, source_hash
 
 STEPS = 150_000
 COMPARISONS = 200
@@ -91,42 +92,37 @@ def ensure_venv(venv: Path) -> Path:
 
 def imitation_version() -> str:
     """A hash of what makes an imitation result: its run and venv code and the budget."""
-    made_by = inspect.getsource(imitation_run) + inspect.getsource(ensure_venv) + f"{STEPS} {COMPARISONS}"
-    return hashlib.sha256(made_by.encode()).hexdigest()[:12]
+    return source_hash(imitation_run, ensure_venv, f"{STEPS} {COMPARISONS}")
+
+
+def imitation_job(run: Run, run_dir: str, python: str) -> dict:
+    """The job of one imitation seed: :func:`imitation_run` in the imitation venv (this script with
+    ``--worker``), its log beside the result."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    result = Path(run_dir) / "result.json"
+    with (Path(run_dir) / "imitation.log").open("w") as log:  # imitation logs every iteration
+        subprocess.run([python, __file__, "--worker", "--seeds", str(run.seed), "--result", str(result)],
+                       check=True, stdout=log, stderr=subprocess.STDOUT)
+    return json.loads(result.read_text())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--venv", default="runs/imitation-venv")
-    parser.add_argument("--out", default="runs/imitation")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--only-imitation", action="store_true", help="run and print imitation's side only")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--result", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    p = parser(__doc__, out="runs/imitation", seeds=[0, 1, 2, 3, 4])
+    p.add_argument("--venv", default="runs/imitation-venv")
+    p.add_argument("--only-imitation", action="store_true", help="run and print imitation's side only")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--result", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
     if args.worker:
         Path(args.result).write_text(json.dumps(imitation_run(args.seeds[0])))
         return
     python = ensure_venv(Path(args.venv))
-    tag = imitation_version()
-    out = Path(args.out) / tag
-    out.mkdir(parents=True, exist_ok=True)
-
-    def imitation_seed(seed: int) -> dict:
-        path = out / f"seed{seed}.json"
-        if not path.exists():
-            with (out / f"seed{seed}.log").open("w") as log:  # imitation logs every iteration
-                subprocess.run([str(python), __file__, "--worker", "--seeds", str(seed), "--result", str(path)],
-                               check=True, stdout=log, stderr=subprocess.STDOUT)
-        return json.loads(path.read_text())
-
-    from harness import Run, markdown_table, run_all
 
     import numpy as np
 
-    with ThreadPoolExecutor(args.workers) as pool:
-        theirs = list(pool.map(imitation_seed, args.seeds))
+    theirs = run_all([Run("imitation", "pendulum", s, {"steps": STEPS, "comparisons": COMPARISONS})
+                      for s in args.seeds], args.out, args.workers, job=partial(imitation_job, python=str(python)),
+                     version=imitation_version)
     if args.only_imitation:
         print(json.dumps(theirs, indent=2))
         return
@@ -139,11 +135,12 @@ def main() -> None:
                           ("prefrl, learned reward", [r for r in ours if r["label"] == "pendulum learned"]),
                           ("prefrl, true reward (same PPO)", [r for r in ours if r["label"] == "pendulum true"])):
         values = [r["true_return_mean"] for r in results]
-        rows.append([name, f"{np.mean(values):.1f}", f"{min(values):.1f}", ", ".join(f"{v:.0f}" for v in values),
+        rows.append([name, f"{np.mean([r['timesteps'] for r in results]) / 1000:.0f}k", f"{np.mean(values):.1f}",
+                     f"{min(values):.1f}", ", ".join(f"{v:.0f}" for v in values),
                      f"{np.mean([r['wall_seconds'] for r in results]):.0f}"])
-    table = markdown_table(["Pendulum-v1, 200 comparisons, 150k steps", "mean", "worst",
-                            f"per seed ({', '.join(map(str, args.seeds))})", "wall s"], rows)
-    (out / "table.md").write_text(table)
+    table = markdown_table([f"Pendulum-v1, {COMPARISONS} comparisons", "agent steps", "mean", "worst",
+                            f"per seed ({', '.join(map(str, args.seeds))})", "wall s a run"], rows)
+    (Path(args.out) / "table.md").write_text(table)
     print(table)
 
 

@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from harness import markdown_table
+from prefrl.envs import make_env
 
 from prefrl.clips import Clip
 from prefrl.compare import correlations, pair_accuracy
-from prefrl.envs import make_env
 from prefrl.presets import preset_for
-from prefrl.reward_model import RewardEnsemble, RewardModelConfig, step_features
+from prefrl.reward_fn import LearnedReward
+from prefrl.reward_model import RewardEnsemble, RewardModelConfig
 from prefrl.reward_training import ComparisonBatch, EnsembleTrainer, RankingBatch, is_validation
 from prefrl.teachers import OracleTeacher
 
@@ -99,9 +101,10 @@ def main() -> None:
     pool, env = random_clips(args.env, args.pool, preset.clip_length, seed=1)
     test, _ = random_clips(args.env, args.test, preset.clip_length, seed=2)
 
+    steps = LearnedReward.build(env.observation_space, env.action_space, use_action=preset.reward_uses_action)
+
     def features(clips):
-        return torch.as_tensor(np.stack([step_features(c.obs, c.actions, env.observation_space, env.action_space,
-                                                       preset.reward_uses_action) for c in clips]))
+        return torch.as_tensor(np.stack([steps.features(c.obs, c.actions) for c in clips]))
 
     feats, test_feats = features(pool), features(test)
     test_true = np.array([c.true_return for c in test])
@@ -119,14 +122,13 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
     lines = [f"{args.env}: held-out pair accuracy of the learned reward (mean ± std over seeds "
              f"{', '.join(map(str, args.seeds))}; {args.test} random-policy test clips, "
-             f"{rows[0]['pairs']:,} pairs with unequal returns)", "",
-             "| queries | " + " | ".join(CONDITIONS) + " |", "|---|" + "---|" * len(CONDITIONS)]
+             f"{rows[0]['pairs']:,} pairs with unequal returns)", ""]
+    cells = []
     for n in args.queries:
-        cells = []
-        for condition in CONDITIONS:
-            acc = [r["pair_accuracy"] for r in rows if r["queries"] == n and r["condition"] == condition]
-            cells.append(f"{np.mean(acc):.3f} ± {np.std(acc):.3f}")
-        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        accs = [[r["pair_accuracy"] for r in rows if r["queries"] == n and r["condition"] == condition]
+                for condition in CONDITIONS]
+        cells.append([n, *(f"{np.mean(acc):.3f} ± {np.std(acc):.3f}" for acc in accs)])
+    lines.append(markdown_table(["queries", *CONDITIONS], cells).rstrip("\n"))
     lines += ["", "K=3 PL minus K=3 split, paired by seed:"]
     for n in args.queries:
         pl = np.array([r["pair_accuracy"] for r in rows if r["queries"] == n and r["condition"] == "K=3 PL"])

@@ -15,18 +15,14 @@ so the table never shows numbers of older code. The tables:
 
 from __future__ import annotations
 
-import argparse
-import re
-from pathlib import Path
-
 import numpy as np
-from harness import Run, code_version, count_at_least, made, markdown_table, run_all
+from harness import Run, code_version, count_at_least, made, markdown_table, parser, run_all, write_readme
 
 SEEDS = list(range(10))
 ENVS = {"cartpole": SEEDS, "pendulum": SEEDS, "acrobot": SEEDS, "mountaincar": [0, 1]}
 BUDGETS = [25, 50, 100, 200]
 SOLVED = 475.0
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+BLOCK = "results"  # README.md's lines <!-- results:begin --> and <!-- results:end --> hold the tables
 
 
 def runs() -> list[Run]:
@@ -101,25 +97,18 @@ def render(results: list[dict], expected: list[Run]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", default="runs/sweep")
-    parser.add_argument("--readme", action="store_true", help=f"replace the block between {BEGIN} and {END}")
-    parser.add_argument("--made", action="store_true",
-                        help="train nothing: the tables of the runs this code version has made so far")
-    args = parser.parse_args()
+    p = parser(__doc__, out="runs/sweep")
+    p.add_argument("--readme", action="store_true",
+                   help=f"write the tables into README.md between <!-- {BLOCK}:begin --> and <!-- {BLOCK}:end -->")
+    p.add_argument("--made", action="store_true",
+                   help="train nothing: the tables of the runs this code version has made so far")
+    args = p.parse_args()
     expected = runs()
     results = made(expected, args.out) if args.made else run_all(expected, args.out, args.workers)
     text = render(results, expected)
     print(text)
     if args.readme:
-        readme = Path(__file__).resolve().parent.parent / "README.md"
-        old = readme.read_text()
-        if BEGIN not in old or END not in old:
-            raise SystemExit(f"{readme} has no {BEGIN} ... {END} block to replace")
-        readme.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{text}{END}", old,
-                                 flags=re.S))
-        print(f"wrote the tables into {readme}")
+        write_readme(BLOCK, text)
 
 
 if __name__ == "__main__":

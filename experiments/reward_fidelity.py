@@ -1,33 +1,37 @@
 """How well a run's learned reward orders held-out clips the way the game score does.
 
-Trains (or reuses) one ``prefrl train`` run, then rolls out fresh clips from a mix of policies
-(random, a mid-run checkpoint, the final policy) on new seeds, and reports over those clips:
+For each env and seed: one ``prefrl train`` run, then fresh clips rolled out from a mix of policies
+(random, a mid-run checkpoint, the final policy) on new seeds, and over those clips:
 
 - pair accuracy: over all pairs of clips whose true returns differ, the fraction the learned
   returns order the same way (not capped by ties, unlike rank correlations on sparse games);
 - Spearman and Pearson correlation of learned and true clip returns.
 
-    python experiments/reward_fidelity.py --env pong --labels 1000 --steps 100000
+    python experiments/reward_fidelity.py --envs pong breakout --labels 1000 --steps 100000
+
+Prints a markdown table, a row per env and seed (also ``fidelity.md`` in ``--out``). Each run and
+its scores are one job of ``harness.run_all``, cached by the code version and this script's
+evaluation code: a rerun of the same code reads them, a rerun after a change of either runs again.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
+from harness import Run, code_version, grid, markdown_table, parser, run_all
+from prefrl.envs import make_env, resolve
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from prefrl import TrainConfig, train
 from prefrl.clips import ClipRecorder
 from prefrl.compare import pair_accuracy, ranks
-from prefrl.envs import make_env, resolve
 from prefrl.learned_reward import LearnedRewardVecEnv
 from prefrl.presets import preset_for
-from prefrl.reward_model import RewardEnsemble, step_features
-from prefrl.train import TrainConfig, load_policy, train
+from prefrl.run_dir import RunDir
 
 
 def held_out_clips(env: str, policy, n_clips: int, clip_length: int, seed: int):
@@ -49,46 +53,34 @@ def held_out_clips(env: str, policy, n_clips: int, clip_length: int, seed: int):
     return list(recorder.clips)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="pong")
-    parser.add_argument("--labels", type=int, default=1000)
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clips-per-policy", type=int, default=200)
-    parser.add_argument("--reward-dropout", type=float, default=None, help="Atari reward CNN dropout (default: the preset's)")
-    parser.add_argument("--out", default="runs/fidelity")
-    args = parser.parse_args()
-    spec = resolve(args.env)
-    tag = "" if args.reward_dropout is None else f"-d{args.reward_dropout:g}"
-    run_dir = Path(args.out) / f"{spec.name}-l{args.labels}-t{args.steps}-s{args.seed}{tag}"
+def fidelity(run: Run, run_dir: str) -> dict:
+    """The job of one row: train into ``run_dir/train``, then score its learned reward on held-out clips.
+    Settings: ``labels``, ``steps``, ``reward_dropout`` (None: the preset's), ``clips_per_policy``."""
+    spec = resolve(run.env)
     start = time.time()
-    if not (run_dir / "summary.json").exists():
-        train(TrainConfig(args.env, labels=args.labels, steps=args.steps, seed=args.seed, run_dir=str(run_dir),
-                          device="cpu", reward_dropout=args.reward_dropout, progress_bar=False))
+    run_dir = Path(run_dir) / "train"
+    train(TrainConfig(run.env, labels=run.settings["labels"], steps=run.settings["steps"], seed=run.seed,
+                      run_dir=str(run_dir), device="cpu", reward_dropout=run.settings["reward_dropout"],
+                      progress_bar=False))
     train_seconds = time.time() - start
-    model = RewardEnsemble.load(run_dir).eval()
+    trained = RunDir(run_dir)
+    reward = trained.reward(pessimism=0.0)
     clip_length = preset_for(spec.name, spec.atari).clip_length
-    checkpoints = sorted((run_dir / "checkpoints").glob("policy_*_steps.zip"),
-                         key=lambda p: int(p.stem.split("_")[1]))
-    policies = {"random": None, "final": load_policy(run_dir, run_dir / "policy.zip")}
+    checkpoints = trained.checkpoints()
+    policies = {"random": None, "final": trained.load_policy()}
     if checkpoints:
-        policies["mid"] = load_policy(run_dir, checkpoints[len(checkpoints) // 2])
+        policies["mid"] = trained.load_policy(checkpoints[len(checkpoints) // 2][1])
     learned, true, source = [], [], []
-    probe = make_env(args.env)
     for k, (name, policy) in enumerate(policies.items()):
-        for clip in held_out_clips(args.env, policy, args.clips_per_policy, clip_length, seed=10_000 + k):
-            x = step_features(clip.obs, clip.actions, probe.observation_space, probe.action_space,
-                              model.config.use_action, flatten=model.config.arch == "mlp")
-            with torch.no_grad():
-                learned.append(float(model(torch.as_tensor(x)).sum()))
+        for clip in held_out_clips(run.env, policy, run.settings["clips_per_policy"], clip_length, seed=10_000 + k):
+            learned.append(float(reward(clip.obs, clip.actions).sum()))
             true.append(clip.true_return)
             source.append(name)
     learned, true = np.array(learned), np.array(true)
     accuracy, n_pairs = pair_accuracy(learned, true)
-    result = {
-        "env": spec.name, "labels": args.labels, "steps": args.steps, "seed": args.seed,
-        "reward_dropout": model.config.dropout,
+    return {
+        "env": spec.name, "labels": run.settings["labels"], "steps": run.settings["steps"], "seed": run.seed,
+        "reward_dropout": reward.model.config.dropout,
         "n_clips": len(true), "clips_by_policy": {p: source.count(p) for p in policies},
         "pair_accuracy": round(accuracy, 4), "n_pairs": n_pairs,
         "spearman_clip": round(float(np.corrcoef(ranks(learned), ranks(true))[0, 1]), 4),
@@ -96,8 +88,29 @@ def main() -> None:
         "true_return_values": {str(v): int((true == v).sum()) for v in np.unique(true)},
         "train_seconds": round(train_seconds, 1), "total_seconds": round(time.time() - start, 1),
     }
-    (run_dir / "fidelity.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+
+
+def main() -> None:
+    p = parser(__doc__, out="runs/fidelity", seeds=[0], envs=["pong"], workers=1)
+    p.add_argument("--labels", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--clips-per-policy", type=int, default=200)
+    p.add_argument("--reward-dropout", type=float, default=None, help="Atari reward CNN dropout (default: the preset's)")
+    args = p.parse_args()
+    settings = {"labels": args.labels, "steps": args.steps, "reward_dropout": args.reward_dropout,
+                "clips_per_policy": args.clips_per_policy}
+    # One run at a time takes every core (the reward CNN refits on the one the envs leave idle).
+    runs = grid(args.envs, args.seeds, {"fidelity": settings}, threads=None if args.workers == 1 else 1)
+    results = run_all(runs, args.out, args.workers, job=fidelity, version=partial(code_version, held_out_clips,
+                                                                                    fidelity))
+    table = markdown_table(["game", "seed", "pair accuracy (pairs)", "Spearman, clips", "Pearson, clips",
+                            "wall time, all in"],
+                           [[r["env"], r["seed"], f"**{r['pair_accuracy']:.3f}** ({r['n_pairs']:,})",
+                             f"{r['spearman_clip']:.3f}", f"{r['pearson_clip']:.3f}", f"{r['total_seconds'] / 60:.1f} min"]
+                            for r in results])
+    (Path(args.out) / "fidelity.json").write_text(json.dumps(results, indent=2))
+    (Path(args.out) / "fidelity.md").write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":

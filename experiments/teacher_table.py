@@ -12,11 +12,10 @@ of code trains again. ``--workers 2`` runs two at a time (one thread each).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from harness import Run, parse_config, run_all
+from harness import grid, markdown_table, parse_config, parser, run_all
 
 TEACHERS = ["oracle", "noisy", "myopic", "mistake", "skip", "equal"]
 QUERIES = ["random", "disagreement", "entropy", "optimistic"]
@@ -34,22 +33,19 @@ def configs(extra: list[str]) -> dict[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", nargs="+", default=["cartpole", "pendulum"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--labels", type=int, default=200)
-    parser.add_argument("--steps", type=int, default=None, help="PPO steps (default: the preset's)")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these configuration names")
-    parser.add_argument("--extra", nargs="*", default=[], help="more configurations, NAME:key=value,...")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", default="runs/teacher_table")
-    args = parser.parse_args()
+    p = parser(__doc__, out="runs/teacher_table", seeds=[0, 1, 2], envs=["cartpole", "pendulum"])
+    p.add_argument("--labels", type=int, default=200)
+    p.add_argument("--steps", type=int, default=None, help="PPO steps (default: the preset's)")
+    p.add_argument("--only", nargs="*", default=None, help="run only these configuration names")
+    p.add_argument("--extra", nargs="*", default=[], help="more configurations, NAME:key=value,...")
+    args = p.parse_args()
     table = configs(args.extra)
     if args.only:
         table = {k: v for k, v in table.items() if k in args.only}
-    runs = [Run(name, env, seed, {**settings, "labels": args.labels, "steps": args.steps})
-            for env in args.envs for seed in args.seeds for name, settings in table.items()]
-    results = [{**r, "config": r["label"]} for r in run_all(runs, args.out, args.workers)]
+    budget = {"labels": args.labels, "steps": args.steps}
+    results = [{**r, "config": r["label"]} for r in
+               run_all(grid(args.envs, args.seeds, {k: {**v, **budget} for k, v in table.items()}), args.out,
+                       args.workers)]
     report = render(results, table, args)
     Path(args.out, "table.md").write_text(report)
     print(report)
@@ -57,9 +53,7 @@ def main() -> None:
 
 def render(results: list[dict], table: dict, args) -> str:
     by = {(r["config"], r["env"], r["seed"]): r for r in results}
-    lines = [f"Final true return (mean ± std over seeds {', '.join(map(str, args.seeds))}; "
-             f"{args.labels} queries; each seed's figure is the mean of the preset's evaluation episodes).", "",
-             "| configuration | " + " | ".join(args.envs) + " |", "|---|" + "---|" * len(args.envs)]
+    rows = []
     for name in table:
         cells = []
         for env in args.envs:
@@ -69,7 +63,10 @@ def render(results: list[dict], table: dict, args) -> str:
             if name != "true reward" and min(labels) < args.labels:
                 cell += f", labels {min(labels)}–{max(labels)}"
             cells.append(cell)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        rows.append([name, *cells])
+    lines = [f"Final true return (mean ± std over seeds {', '.join(map(str, args.seeds))}; "
+             f"{args.labels} queries; each seed's figure is the mean of the preset's evaluation episodes).", "",
+             markdown_table(["configuration", *args.envs], rows).rstrip("\n")]
     if "teacher oracle" in table and "query random" in table:
         lines += ["", "Disagreement against random queries (oracle teacher), paired by seed:", ""]
         for env in args.envs:

@@ -31,6 +31,7 @@ def test_a_run_directory_changes_with_the_code_version_and_the_settings(tmp_path
     assert run.directory(tmp_path, "v1").name.endswith("-s3")
 
 
+@pytest.mark.slow
 def test_a_cached_result_is_read_only_by_the_code_that_made_it(tmp_path, monkeypatch):
     run = harness.Run("tiny", "cartpole", 0, {"labels": 4, "steps": 256})
     stale = run.directory(tmp_path, "oldversion000")
@@ -48,7 +49,7 @@ def test_a_cached_result_is_read_only_by_the_code_that_made_it(tmp_path, monkeyp
 def test_a_worker_refuses_to_run_code_other_than_the_sweeps(tmp_path):
     run = harness.Run("tiny", "cartpole", 0, {"labels": 4, "steps": 256})
     with pytest.raises(RuntimeError, match="the code changed"):
-        harness._train_one((run, str(tmp_path / "x"), "notthisversion"))
+        harness._run_one((run, str(tmp_path / "x"), "notthisversion", harness.train_run, harness.code_version))
 
 
 def test_made_lists_only_this_versions_runs_and_says_where_a_copied_run_was_made(tmp_path, monkeypatch):
@@ -83,16 +84,176 @@ def test_the_results_table_marks_runs_not_made_yet_and_runs_made_elsewhere():
     assert "not run yet" in text  # the true-reward row and the other envs
 
 
+@pytest.mark.slow
 def test_the_code_version_leaves_out_only_what_synthetic_runs_never_import(tmp_path):
     # labeling_ui/ is not in the version; a synthetic run that imported it would make that a lie
     script = (
         "import sys\n"
-        "from prefrl.train import TrainConfig, train\n"
+        "from prefrl import TrainConfig, train\n"
         f"train(TrainConfig('cartpole', labels=12, steps=2048, run_dir={str(tmp_path / 'run')!r}, progress_bar=False))\n"
         "mods = [m for m in sys.modules if m.split('.')[:2] == ['prefrl', 'labeling_ui'] or m == 'pygame']\n"
-        "assert 'prefrl.train' in sys.modules and not mods, mods\n")
+        "assert 'prefrl.training' in sys.modules and not mods, mods\n")
     import subprocess
 
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert harness.UNVERSIONED == ("labeling_ui",)
+
+
+# Jobs that stand in for training: top-level, so worker processes can import them.
+def counting_job(run, run_dir):
+    """Counts its calls in a file beside the cache (workers share no memory) and returns settings."""
+    calls = Path(run_dir).parent.parent / "calls.txt"
+    with calls.open("a") as f:
+        f.write(f"{run.label} {run.env} {run.seed}\n")
+    return {"value": run.settings.get("value", 0) * 10 + run.seed, "pid": __import__("os").getpid()}
+
+
+def threads_job(run, run_dir):
+    import torch
+
+    return {"threads": torch.get_num_threads()}
+
+
+def failing_job(run, run_dir):
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / "half-written").write_text("x")
+    raise ValueError("the job failed part-way")
+
+
+def fixed_version():
+    return "fixedversion"
+
+
+def _calls(out):
+    path = Path(out) / "calls.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_the_grid_is_every_config_on_every_env_with_every_seed():
+    configs = {"a": {"value": 1}, "b": {"value": 2}}
+    runs = harness.grid(["cartpole", "pendulum"], [0, 1, 2], configs)
+    assert len(runs) == 12
+    assert {(r.env, r.seed, r.label) for r in runs} == {(e, s, c) for e in ("cartpole", "pendulum")
+                                                      for s in (0, 1, 2) for c in "ab"}
+    # seed by seed: both configurations of seed 0 before any of seed 1
+    assert [(r.seed, r.label) for r in runs[:4]] == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
+    assert runs[0].settings == {"value": 1} and runs[0].settings is not configs["a"]
+    assert all(r.threads == 1 for r in runs) and harness.grid(["x"], [0], configs, threads=None)[0].threads is None
+
+
+def test_the_cache_key_holds_the_version_the_settings_and_a_thread_count_other_than_one(tmp_path):
+    run = harness.Run("a", "cartpole", 0, {"labels": 50})
+    assert run.directory(tmp_path, "v1") == harness.Run("a", "cartpole", 0, {"labels": 50}).directory(tmp_path, "v1")
+    assert run.directory(tmp_path, "v1") != harness.Run("a", "cartpole", 0, {"labels": 50}, None).directory(tmp_path, "v1")
+    assert run.directory(tmp_path, "v1") != harness.Run("a", "cartpole", 0, {"labels": 50}, 2).directory(tmp_path, "v1")
+    # a gymnasium id with a slash is one directory, not two
+    assert harness.Run("a", "ALE/Pong-v5", 0).directory(tmp_path, "v1").parent == tmp_path / "v1"
+
+
+def test_code_version_with_a_scripts_own_code_changes_with_that_code():
+    base = harness.code_version()
+    assert harness.code_version(counting_job) == harness.code_version(counting_job) != base
+    assert harness.code_version(counting_job) != harness.code_version(threads_job)
+    assert harness.source_hash("a", "b") != harness.source_hash("ab") and len(harness.source_hash("a")) == 12
+
+
+def test_a_jobs_result_is_made_once_per_version_and_never_read_by_another(tmp_path):
+    runs = harness.grid(["e"], [0, 1], {"c": {"value": 3}})
+    first = harness.run_all(runs, tmp_path, workers=1, job=counting_job, version=lambda: "version0001")
+    assert [(r["value"], r["seed"], r["label"], r["env"], r["cached"]) for r in first] == [
+        (30, 0, "c", "e", False), (31, 1, "c", "e", False)]
+    assert len(_calls(tmp_path)) == 2
+    assert (runs[0].directory(tmp_path, "version0001") / "summary.json").exists()
+    again = harness.run_all(runs, tmp_path, workers=1, job=counting_job, version=lambda: "version0001")
+    assert [r["value"] for r in again] == [30, 31] and all(r["cached"] for r in again)
+    assert len(_calls(tmp_path)) == 2  # read, not made again
+    # the code changed: the old results are not read, every run is made again
+    (runs[0].directory(tmp_path, "version0001") / "summary.json").write_text(json.dumps({"value": -1}))
+    newer = harness.run_all(runs, tmp_path, workers=1, job=counting_job, version=lambda: "version0002")
+    assert [r["value"] for r in newer] == [30, 31] and not any(r["cached"] for r in newer)
+    assert len(_calls(tmp_path)) == 4
+    assert [r["value"] for r in harness.made(runs, tmp_path, version=lambda: "version0001")] == [-1, 31]
+    assert harness.made(runs, tmp_path, version=lambda: "version0003") == []
+
+
+def test_a_failed_job_leaves_no_result_and_its_leftovers_are_cleared_before_the_next_try(tmp_path):
+    run = harness.Run("c", "e", 0)
+    with pytest.raises(ValueError, match="failed part-way"):
+        harness.run_all([run], tmp_path, workers=1, job=failing_job, version=lambda: "v")
+    run_dir = run.directory(tmp_path, "v")
+    assert (run_dir / "half-written").exists() and not (run_dir / "summary.json").exists()
+    assert harness.run_all([run], tmp_path, workers=1, job=counting_job, version=lambda: "v")[0]["cached"] is False
+    assert not (run_dir / "half-written").exists()
+
+
+def test_runs_are_made_in_worker_processes_and_come_back_in_the_order_given(tmp_path):
+    import os
+
+    runs = harness.grid(["e"], [0, 1, 2], {"a": {"value": 1}, "b": {"value": 2}})
+    out = harness.run_all(runs, tmp_path, workers=2, job=counting_job, version=fixed_version)
+    assert [r["value"] for r in out] == [10, 20, 11, 21, 12, 22]
+    assert os.getpid() not in {r["pid"] for r in out}
+    assert len(_calls(tmp_path)) == 6
+
+
+def test_a_run_computes_with_its_thread_count_and_gives_the_process_its_own_back(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one, default = harness.run_all([harness.Run("one", "e", 0), harness.Run("all", "e", 0, threads=None)],
+                                       tmp_path, workers=1, job=threads_job, version=lambda: "v")
+        assert one["threads"] == 1 and default["threads"] == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_shared_options_take_the_scripts_defaults():
+    p = harness.parser("A script.\n\nMore.", out="runs/x", seeds=[0, 1], envs=["cartpole"])
+    args = p.parse_args([])
+    assert (args.out, args.seeds, args.envs, args.workers) == ("runs/x", [0, 1], ["cartpole"], 2)
+    assert p.description == "A script."
+    args = p.parse_args(["--env", "pong", "breakout", "--seed", "3", "--workers", "1"])
+    assert (args.envs, args.seeds, args.workers) == (["pong", "breakout"], [3], 1)
+    bare = harness.parser("A script.", out="runs/y", workers=None).parse_args([])
+    assert vars(bare) == {"out": "runs/y"}
+
+
+def test_write_readme_replaces_only_its_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("top\n<!-- t:begin -->\nold\n<!-- t:end -->\nbottom\n<!-- u:begin -->\nkeep\n<!-- u:end -->\n")
+    harness.write_readme("t", "| a |\n", readme)
+    assert readme.read_text() == ("top\n<!-- t:begin -->\n| a |\n<!-- t:end -->\nbottom\n"
+                                  "<!-- u:begin -->\nkeep\n<!-- u:end -->\n")
+    with pytest.raises(SystemExit, match="no <!-- v:begin -->"):
+        harness.write_readme("v", "x", readme)
+
+
+def test_markdown_table_has_a_header_a_rule_and_a_line_a_row():
+    assert harness.markdown_table(["a", "b"], [[1, "x"], [2.5, None]]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 | None |\n"
+
+
+def test_the_lm_table_goes_through_the_cache(tmp_path, monkeypatch, capsys):
+    import lm_table
+
+    made = []
+
+    def fake_run_lm(config):
+        made.append((config.method, config.seed))
+        return {"implicit_reward_accuracy": 0.9, "true_score_sft": 0.4, "true_score_final": 0.6, "kl_to_sft": 1.0,
+                "wall_seconds": 3.0}
+
+    monkeypatch.setattr(lm_table, "run_lm", fake_run_lm)
+    monkeypatch.setattr(harness, "code_version", lambda *extra: "lmversion001")
+    argv = ["lm_table.py", "--seeds", "0", "1", "--methods", "dpo", "--workers", "1", "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    lm_table.main()
+    assert made == [("dpo", 0), ("dpo", 1)]
+    assert "| dpo | 0, 1 | 0.900 / 0.900 | 0.400 / 0.400 | 0.600 / 0.600 | 1.00 / 1.00 | 3 / 3 |" in capsys.readouterr().out
+    lm_table.main()
+    assert len(made) == 2  # the second time every run is read from the cache
+    monkeypatch.setattr(harness, "code_version", lambda *extra: "lmversion002")
+    lm_table.main()
+    assert len(made) == 4  # new code: made again

@@ -116,21 +116,41 @@ def tiny_pong(monkeypatch):
     monkeypatch.setitem(presets.PRESETS, "pong", tiny)
 
 
-def test_train_pong_end_to_end_on_a_tiny_budget(tmp_path, tiny_pong):
+@pytest.mark.slow
+def test_train_pong_end_to_end_on_a_tiny_budget(tmp_path, tiny_pong, monkeypatch):
     import json
 
-    from prefrl.reward_model import RewardEnsemble
-    from prefrl.train import TrainConfig, train
+    from ale_py.env import AtariEnv
 
+    from prefrl import TrainConfig, train
+    from prefrl.reward_model import RewardEnsemble
+
+    games = []  # the emulator's own scoreboard at each game over: (agent's points, computer's points)
+    real_step = AtariEnv.step
+
+    def step(self, *args, **kwargs):
+        result = real_step(self, *args, **kwargs)
+        if result[2]:
+            ram = self.ale.getRAM()
+            games.append((int(ram[14]), int(ram[13])))
+        return result
+
+    monkeypatch.setattr(AtariEnv, "step", step)
     run = tmp_path / "run"
     summary = train(TrainConfig("pong", labels=6, steps=256, run_dir=str(run), progress_bar=False))
     assert summary["labels_used"] == 6 and summary["timesteps"] >= 256
-    assert -21 <= summary["true_return_mean"] <= 21  # a real Pong game score, from the unmasked game
+    # A real Pong game score, from the unmasked game: the evaluation (the last game played) ran to game over,
+    # a side at 21 points, and its true return is the agent's points less the computer's on the game's scoreboard.
+    assert games, "no Pong game reached game over"
+    agent, computer = games[-1]
+    assert summary["eval_episodes"] == 1 and max(agent, computer) == 21
+    assert summary["true_return_mean"] == agent - computer, (summary["true_return_mean"], games)
     model = RewardEnsemble.load(run)
     assert model.config.arch == "cnn" and model.config.obs_shape == (4, 84, 84)
     assert json.loads((run / "config.json").read_text())["gym_id"] == "ALE/Pong-v5"
 
 
+@pytest.mark.slow
 def test_human_feedback_on_atari_shows_people_the_colour_screen_stored_compactly(tmp_path, tiny_pong):
     import sqlite3
 
@@ -138,7 +158,7 @@ def test_human_feedback_on_atari_shows_people_the_colour_screen_stored_compactly
     from prefrl.labeling_ui.frames import clip_frames
     from prefrl.labeling_ui.scripted import ScriptedLabeler
     from prefrl.store import PreferenceStore
-    from prefrl.train import TrainConfig, train
+    from prefrl import TrainConfig, train
 
     run = tmp_path / "run"
     labeler = ScriptedLabeler(run / "store.sqlite", labeler="ann")

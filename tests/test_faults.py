@@ -17,6 +17,7 @@ from prefrl.faults import burst_drill, check_store, kill_writer_drill, make_stor
 from prefrl.store import PreferenceStore
 
 
+@pytest.mark.slow
 def test_a_killed_writer_never_loses_an_acknowledged_label(tmp_path):
     path = tmp_path / "store.sqlite"
     make_store(path, 20_000).close()
@@ -24,6 +25,7 @@ def test_a_killed_writer_never_loses_an_acknowledged_label(tmp_path):
     assert result["problems"] == [] and result["acknowledged"] > 0
 
 
+@pytest.mark.slow
 def test_a_killed_training_run_keeps_its_labels_and_resumes_without_asking_a_pair_twice(tmp_path, capsys):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "prefrl.cli", "train", "cartpole", "--labels", "40",
@@ -129,13 +131,19 @@ def test_the_store_holds_no_pickles(tmp_path):
     db.close()
 
 
+@pytest.mark.slow
 def test_two_labeling_windows_a_burst_writer_and_the_trainer_share_one_store_without_locking(tmp_path):
     path = tmp_path / "store.sqlite"
     make_store(path, 20_000).close()
     result = burst_drill(path, seconds=4, rate=100)
     assert result["errors"] == [] and result["problems"] == []
-    assert result["acknowledged"]["burst"] > 200 and min(result["acknowledged"].values()) >= 0
+    assert result["acknowledged"]["burst"] > 200
     assert result["acknowledged"]["ui-1"] > 0 and result["acknowledged"]["ui-2"] > 0
+    # The trainer acknowledges no labels; its work is the batches of 20 queries it asked, each in one commit.
+    db = sqlite3.connect(path)
+    asked = db.execute("SELECT COUNT(*) FROM comparisons").fetchone()[0] - 20_000
+    db.close()
+    assert asked >= 20 and asked % 20 == 0, asked
 
 
 class _Payload:
@@ -145,6 +153,7 @@ class _Payload:
         return (os.system, (f"touch {_Payload.marker}",))
 
 
+@pytest.mark.slow
 def test_opening_a_runs_policy_never_runs_code_from_it(tmp_path):
     import base64
     import pickle
@@ -152,7 +161,7 @@ def test_opening_a_runs_policy_never_runs_code_from_it(tmp_path):
 
     from stable_baselines3 import PPO
 
-    from prefrl.train import load_policy
+    from prefrl.run_dir import load_policy
 
     run = tmp_path / "run"
     assert main(["train", "cartpole", "--reward", "true", "--steps", "2048", "--run-dir", str(run),

@@ -20,8 +20,9 @@ import pytest
 from prefrl.clips import Clip
 from prefrl.store import PreferenceStore
 
-pytestmark = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
-                                reason="needs Xvfb and xdotool (.ci/run installs them with apt-get)")
+pytestmark = [pytest.mark.slow,  # a real X window driven by keys, as a person would: tens of seconds
+              pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
+                                 reason="needs Xvfb and xdotool (.ci/run installs them with apt-get)")]
 
 OBS_DIM = {"cartpole": 4, "pendulum": 3, "acrobot": 6}
 KEYS = ["Left", "Right", "Down", "a", "d", "s"]

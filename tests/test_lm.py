@@ -109,6 +109,7 @@ def test_one_loss_core_serves_clips_and_language_models(monkeypatch):
 
 
 @pytest.mark.parametrize("method", ["ppo", "dpo", "ipo", "kto"])
+@pytest.mark.slow
 def test_each_method_runs_end_to_end_and_writes_its_data(tmp_path, method):
     summary = run_lm(LMRun(method=method, run_dir=str(tmp_path / method), **TINY))
     run = tmp_path / method
@@ -117,11 +118,16 @@ def test_each_method_runs_end_to_end_and_writes_its_data(tmp_path, method):
     assert np.isfinite(summary["kl_to_sft"])
     data = {"ppo": "pairs", "dpo": "pairs", "ipo": "pairs", "kto": "kto"}[method]
     assert len(read_jsonl(run / f"{data}.jsonl", data)) == summary["labels"] == TINY["labels"]
-    assert TinyLM.load(run / "policy") is not None  # plain tensors, weights_only
+    # The saved policy loads from plain tensors (weights_only) and is the trained one, not the SFT model it started as.
+    policy, sft_model = TinyLM.load(run / "policy").eval(), TinyLM.load(run / "sft").eval()
+    ids, _ = Tokenizer().batch(["abcd", "wxyz"], ["efgh", "stuv"])
+    with torch.no_grad():
+        assert not torch.allclose(policy(ids)[0], sft_model(ids)[0])
     if method == "ppo":
         assert 0 <= summary["rm_accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_k_wise_rankings_train_the_lm_reward_model(tmp_path):
     summary = run_lm(LMRun(method="ppo", rank_size=3, run_dir=str(tmp_path / "k3"), **TINY))
     rows = read_jsonl(tmp_path / "k3" / "rankings.jsonl", "rankings")
@@ -132,6 +138,7 @@ def test_k_wise_rankings_train_the_lm_reward_model(tmp_path):
     assert summary["rank_size"] == 3
 
 
+@pytest.mark.slow
 def test_bring_your_own_pairs(tmp_path):
     sft = tmp_path / "sft.jsonl"
     pairs = tmp_path / "pairs.jsonl"

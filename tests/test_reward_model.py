@@ -52,7 +52,23 @@ def test_ensemble_learns_a_known_reward_and_normalizes_members():
 def test_members_differ_because_each_sees_its_own_bootstrap():
     torch.manual_seed(0)
     model = RewardEnsemble(RewardModelConfig(n_features=2, n_members=3, hidden=8))
-    EnsembleTrainer(model, epochs=3, seed=0).train(_known_reward_batch(60), _known_reward_batch(20, seed=1))
+    with torch.no_grad():  # every member starts as a copy of member 0: only their data can set them apart
+        for p in model.parameters():
+            p.copy_(p[:1].clone().expand_as(p))
+    trainer = EnsembleTrainer(model, epochs=3, seed=0)
+    seen, real_step = [], trainer.step
+
+    def step(batch, idx):  # idx (M, b): the comparisons each member takes this gradient step
+        seen.append(idx.clone())
+        return real_step(batch, idx)
+
+    trainer.step = step
+    trainer.train(_known_reward_batch(60), _known_reward_batch(20, seed=1))
+    # Each member's first epoch (one batch of 64) is a resample of the 60 comparisons with replacement, its own.
+    assert trainer.batch_size >= 60 and len(seen) == 3
+    counts = [torch.bincount(row, minlength=60) for row in seen[0]]
+    assert all(c.sum() == 60 and c.max() > 1 for c in counts)
+    assert not torch.equal(counts[0], counts[1]) and not torch.equal(counts[1], counts[2])
     w = model.layers[0].weight
     assert not torch.allclose(w[0], w[1]) and not torch.allclose(w[1], w[2])
 
@@ -104,6 +120,7 @@ def test_cnn_ensemble_has_the_papers_shape_and_independent_members():
         RewardModelConfig(n_features=4, arch="cnn", obs_shape=(2, 44, 44))
 
 
+@pytest.mark.slow
 def test_cnn_ensemble_learns_a_known_frame_reward(tmp_path):
     torch.manual_seed(0)
     config = RewardModelConfig(n_features=2 * 44 * 44, use_action=False, arch="cnn", obs_shape=(2, 44, 44),

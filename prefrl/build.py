@@ -12,15 +12,16 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from .clips import Clip, ClipRecorder
 from .config import TrainConfig
 from .diagnostics import RefitCheck
 from .envs import EnvSpec, make_env
+from .envs.atari_vector import AtariVecEnv
 from .errors import PrefrlError
 from .feedback import Feedback, HumanFeedback, SyntheticFeedback
-from .fitting import Fitter
+from .fitting import AsyncFitter, Fitter
 from .labeled_data import LabeledData
 from .learned_reward import LearnedRewardVecEnv
 from .loop import PreferenceCallback
@@ -39,9 +40,17 @@ __all__ = ["make_venv", "make_reward", "Stages", "make_stages", "pretrain", "res
 MIN_ROUNDS = 5
 
 
-def make_venv(spec: EnvSpec, n_envs: int, fixed_horizon: bool, seed: int, frames: bool = False) -> DummyVecEnv:
+def make_venv(spec: EnvSpec, n_envs: int, fixed_horizon: bool, seed: int, frames: bool = False,
+              vector: bool = False) -> VecEnv:
     """``n_envs`` envs, seeded; a Monitor on the plain env, inside the fixed-horizon wrapper, logs the
-    game's own episodes. ``frames``: render RGB frames (for people labeling Atari clips)."""
+    game's own episodes. ``frames``: render RGB frames (for people labeling Atari clips). ``vector``:
+    an Atari game in ale-py's C++ vector env (:class:`prefrl.envs.atari_vector.AtariVecEnv`), unless
+    frames are wanted."""
+    if vector and spec.atari and not frames:
+        venv = AtariVecEnv(spec.gym_id, n_envs, fixed_horizon=fixed_horizon)
+        venv.seed(seed)
+        venv.action_space.seed(seed)
+        return venv
     venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=fixed_horizon, inner_wrapper=Monitor,
                                          render_mode="rgb_array" if frames else None) for _ in range(n_envs)])
     venv.seed(seed)
@@ -67,7 +76,7 @@ class Stages:
     querier: Querier
     feedback: Feedback
     data: LabeledData
-    fitter: Fitter
+    fitter: Fitter | AsyncFitter
 
 
 def make_stages(config: TrainConfig, preset: Preset, run: RunDir, store: PreferenceStore, reward: LearnedReward,
@@ -81,7 +90,8 @@ def make_stages(config: TrainConfig, preset: Preset, run: RunDir, store: Prefere
     batch = label_batch(preset.label_batch, online_labels)
     feedback = (SyntheticFeedback(make_teacher(config.teacher, config.seed), kind, store, data, batch)
                 if config.feedback == "synthetic" else HumanFeedback(store, data, batch))
-    trainer = EnsembleTrainer(copy.deepcopy(model) if preset.fit_delay else model, noise=preset.reward_noise,
+    trainer = EnsembleTrainer(copy.deepcopy(model) if preset.fit_delay or preset.fit_async else model,
+                              noise=preset.reward_noise,
                               epochs=preset.reward_epochs, target_accuracy=preset.reward_target_accuracy,
                               min_updates=preset.reward_updates,
                               refresh_feature_stats=preset.reward_feature_stats == "every",
@@ -93,7 +103,8 @@ def make_stages(config: TrainConfig, preset: Preset, run: RunDir, store: Prefere
         querier=Querier(kind, store, config.query, reward.member_returns, config.seed, feedback.source),
         feedback=feedback,
         data=data,
-        fitter=Fitter(trainer, model, data, delay=preset.fit_delay, save=run.save_reward_model),
+        fitter=(AsyncFitter(trainer, model, data, save=run.save_reward_model) if preset.fit_async else
+                Fitter(trainer, model, data, delay=preset.fit_delay, save=run.save_reward_model)),
     )
 
 

@@ -65,6 +65,14 @@ class Preset:
         eval_episodes: episodes of the plain env the final policy is scored on.
         a2c: keyword arguments for SB3's ``A2C`` when ``--algo a2c`` is chosen.
         a2c_envs: parallel envs for A2C (None: ``n_envs``).
+        fit_async: refit the reward model in a worker thread whenever new labels have come, the agent
+            taking the newest finished refit at each rollout's end and never waiting for one
+            (:class:`prefrl.fitting.AsyncFitter`; the paper's reward model trained asynchronously).
+            When the switch falls then depends on the machine, so a run does not repeat exactly;
+            ``fit_delay`` is ignored.
+        vector_env: Atari only: step the games in ale-py's C++ ``AtariVectorEnv``
+            (:mod:`prefrl.envs.atari_vector`) instead of Python gymnasium envs in a ``DummyVecEnv``;
+            runs whose clips people label (frames) always take the Python path.
     """
 
     n_envs: int
@@ -93,6 +101,8 @@ class Preset:
     fit_delay: int = 4096
     reward_dropout: float = 0.5
     random_steps: int | None = None
+    fit_async: bool = False
+    vector_env: bool = False
     eval_episodes: int = 10
     a2c: dict[str, Any] = field(default_factory=dict)
     a2c_envs: int | None = None

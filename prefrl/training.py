@@ -62,7 +62,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     n_envs, algo_kwargs = preset.algo(config.algo)
     set_threads(device, spec.atari)
     frames = config.feedback == "human" and spec.atari and learned
-    venv = make_venv(spec, n_envs, config.fixed_horizon, config.seed, frames)
+    venv = make_venv(spec, n_envs, config.fixed_horizon, config.seed, frames, preset.vector_env)
     metrics = MetricsLog(run.metrics_path, start, every=1000 if config.algo == "a2c" else 0, append=resume,
                          learned=learned)
 
@@ -78,12 +78,14 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if resume and store.num_labels() >= 2:
             resume_reward(stages, run)
         else:
-            pretrain(stages, make_venv(spec, n_envs, config.fixed_horizon, config.seed + 1, frames), initial,
+            pretrain(stages, make_venv(spec, n_envs, config.fixed_horizon, config.seed + 1, frames, preset.vector_env),
+                     initial,
                      preset.random_steps or 10 * initial * preset.clip_length, frames=frames)
         pretrain_seconds = time.time() - pretrain_start
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps,
                                  labels_until=max(1, round(preset.labels_until * steps)))
-        probe_venv = make_venv(spec, n_envs, config.fixed_horizon, config.seed + 2) if preset.greedy_steps else None
+        probe_venv = (make_venv(spec, n_envs, config.fixed_horizon, config.seed + 2, vector=preset.vector_env)
+                      if preset.greedy_steps else None)
         callback = make_callback(stages, venv, schedule, preset, steps, device, probe_venv, on_update=lambda cb: metrics.row(
             cb.model, stages.data.n, cb.learned_episode_returns, stages.fitter.last_stats, cb.rollout))
     else:

@@ -192,22 +192,48 @@ def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, run_dir: Path, ba
     plt.close(fig)
     written.append("episode_traces.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, directory in (("learned reward", run_dir), ("true reward (baseline)", baseline)):
+    learning_curves(run_dir, baseline, out / "learning_curves.png")
+    written.append("learning_curves.png")
+    return written
+
+
+def learning_curves(run_dir: str | Path, baseline: str | Path | None, path: str | Path) -> Path:
+    """One figure: the true score against env steps of a run and (if given) of its true-reward
+    baseline, from their ``metrics.csv``; the labels the run had at each step on a second axis, so
+    each batch's arrival shows as a step. Returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels_ax = None
+    for name, directory in (("learned reward", run_dir), ("true reward (baseline)", baseline)):
         if directory is None or not RunDir(directory).metrics_path.exists():
             continue
         with RunDir(directory).metrics_path.open() as f:
-            rows = [r for r in csv.DictReader(f) if r["true_episode_return"]]
-        ax.plot([int(r["timesteps"]) for r in rows], [float(r["true_episode_return"]) for r in rows], label=label)
-    ax.set_xlabel("timesteps")
-    ax.set_ylabel("true episode return")
-    ax.legend()
-    ax.set_title("learning curves (the game's score)")
+            rows = list(csv.DictReader(f))
+        scored = [r for r in rows if r["true_episode_return"]]
+        ax.plot([int(r["timesteps"]) for r in scored], [float(r["true_episode_return"]) for r in scored], label=name)
+        counted = [r for r in rows if r.get("labels")]
+        if counted and any(int(r["labels"]) for r in counted):
+            labels_ax = labels_ax or ax.twinx()
+            labels_ax.step([0] + [int(r["timesteps"]) for r in counted], [int(counted[0]["labels"])] +
+                           [int(r["labels"]) for r in counted], where="post", color="0.6", linewidth=1,
+                           label="labels (right axis)")
+            labels_ax.set_ylabel("labels")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("true episode return (the game's score)")
+    handles = ax.get_legend_handles_labels()
+    if labels_ax is not None:
+        more = labels_ax.get_legend_handles_labels()
+        handles = (handles[0] + more[0], handles[1] + more[1])
+    ax.legend(*handles, fontsize=8, loc="upper left")
+    ax.set_title("learning curves")
     fig.tight_layout()
-    fig.savefig(out / "learning_curves.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    written.append("learning_curves.png")
-    return written
+    return Path(path)
 
 
 def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: str = "final", steps: int = 1000,

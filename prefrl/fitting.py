@@ -1,8 +1,15 @@
 """The fitter: refits the reward-model ensemble on the labeled data, in place or in the background,
-and makes the refit ensemble the live one (the one the agent's reward and query selection read)."""
+and makes the refit ensemble the live one (the one the agent's reward and query selection read).
+
+Two implementations of one interface: :class:`Fitter` (refit in place, or in the background with
+the switch on a fixed step, so a run repeats exactly) and :class:`AsyncFitter` (a worker refits
+whenever new labels have come and the agent takes the newest refit without ever waiting, as the
+paper's reward model trained asynchronously; when the switch falls depends on the machine).
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -10,7 +17,7 @@ from .labeled_data import LabeledData
 from .reward_model import RewardEnsemble
 from .reward_training import EnsembleTrainer, TrainStats
 
-__all__ = ["Fitter"]
+__all__ = ["Fitter", "AsyncFitter"]
 
 
 class Fitter:
@@ -93,3 +100,118 @@ class Fitter:
             self._fitting = None
         if self._executor is not None:
             self._executor.shutdown()
+
+
+class AsyncFitter:
+    """Refits ``trainer.model`` (a copy of ``live``) in a worker thread, on every label held each time
+    new ones have come; at a rollout's end the agent takes the newest finished refit, never waiting
+    for one under way. Only the run's last rollout (and :meth:`close`) waits, so that the saved
+    ensemble has seen every label.
+
+    Args:
+        trainer: fits its model, which must be a copy of ``live``.
+        live: the ensemble the learned reward reads.
+        data: the labels (read by the worker under the data's lock).
+        save: called with the live ensemble after each adoption (writes ``reward_model.pt``).
+    """
+
+    def __init__(self, trainer: EnsembleTrainer, live: RewardEnsemble, data: LabeledData,
+                 save: Callable[[RewardEnsemble], None] | None = None):
+        if trainer.model is live:
+            raise ValueError("AsyncFitter: needs a trainer that trains a copy of the live ensemble "
+                             "(EnsembleTrainer(copy.deepcopy(model)))")
+        self.trainer = trainer
+        self.live = live
+        self.data = data
+        self.save = save
+        self.fitted_labels = 0  # labels held when the last refit was asked for
+        self.last_stats: TrainStats | None = None
+        self.refits = 0  # refits the worker finished
+        self._state = threading.Condition()
+        self._asked = self._done = 0  # refits asked for, and finished, so far
+        self._published: tuple[dict, TrainStats] | None = None  # the newest finished refit not yet adopted
+        self._ready: tuple[dict, TrainStats] | None = None  # what will_adopt saw
+        self._error: BaseException | None = None
+        self._stopping = False
+        self._worker = threading.Thread(target=self._work, name="prefrl-fit", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._state:
+                self._state.wait_for(lambda: self._asked > self._done or self._stopping)
+                if self._stopping and self._asked == self._done:
+                    return
+                asked = self._asked
+            try:
+                train, val = self.data.split()
+                stats = self.trainer.train(train, val)
+                state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+            except BaseException as exc:  # raised again in the agent's thread by step()
+                with self._state:
+                    self._error, self._done = exc, self._asked
+                    self._state.notify_all()
+                return
+            with self._state:
+                self._published, self._done = (state, stats), asked
+                self.refits += 1
+                self._state.notify_all()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def fit(self, epochs: int | None = None) -> TrainStats:
+        """Refit on every label now and adopt it, waiting for it (before RL, and on resume; the
+        worker is idle then)."""
+        train, val = self.data.split()
+        self.fitted_labels = train.n + val.n
+        stats = self.trainer.train(train, val, epochs=epochs)
+        return self._adopt(self.trainer.model.state_dict(), stats)
+
+    def _adopt(self, state: dict, stats: TrainStats) -> TrainStats:
+        self.live.load_state_dict(state)
+        self.last_stats = stats
+        if self.save is not None:
+            self.save(self.live)
+        return stats
+
+    def will_adopt(self, timestep: int, start: bool, final: bool) -> bool:
+        """Whether :meth:`step` changes the live ensemble: a refit has finished since the last
+        adoption (or it is the last rollout and labels are due or a refit is under way)."""
+        with self._state:
+            self._ready = self._published
+            return self._ready is not None or (final and (start or self._asked > self._done))
+
+    def step(self, timestep: int, start: bool, final: bool) -> TrainStats | None:
+        """Adopt the refit :meth:`will_adopt` saw finished, if any; ask for a new refit if ``start``;
+        at the last rollout, wait for every refit asked and adopt the newest. Returns the stats of
+        the refit adopted (None if none was)."""
+        self._raise()
+        if start:
+            with self._state:
+                self.fitted_labels = self.data.n
+                self._asked += 1
+                self._state.notify_all()
+        with self._state:
+            if final:
+                self._state.wait_for(lambda: self._done >= self._asked)
+                self._ready = self._published
+            ready, self._ready = self._ready, None
+            if ready is not None and self._published is ready:
+                self._published = None
+        self._raise()
+        return self._adopt(*ready) if ready is not None else None
+
+    def close(self) -> None:
+        """Wait for every refit asked, adopt the newest (every label is then in the saved ensemble)
+        and stop the worker."""
+        with self._state:
+            self._state.wait_for(lambda: self._done >= self._asked)
+            ready, self._published = self._published, None
+            self._stopping = True
+            self._state.notify_all()
+        self._worker.join()
+        self._raise()
+        if ready is not None:
+            self._adopt(*ready)

@@ -7,6 +7,7 @@ once, as step features, however many labels it is in.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -45,6 +46,8 @@ class LabeledData:
         self._labels: dict[int, Label] = {}  # query id -> label
         self._rows: dict[int, int] = {}  # clip id -> row of self._clips
         self._clips: torch.Tensor | None = None  # step features of every labeled clip, once each
+        # A fitter in another thread splits while the loop adds: the two take turns.
+        self._lock = threading.RLock()
 
     @property
     def n(self) -> int:
@@ -55,28 +58,36 @@ class LabeledData:
         """Hold these labels (a label of a query already held replaces it); ``clips`` are the clips
         they were asked on where the caller has them (others are loaded from the store)."""
         labels = list(labels)
-        self._hold(list(clips), [i for label in labels for i in label.clip_ids])
-        self._labels.update((label.id, label) for label in labels)
+        with self._lock:
+            self._hold(list(clips), [i for label in labels for i in label.clip_ids])
+            self._labels.update((label.id, label) for label in labels)
 
     def sync(self) -> None:
         """Hold exactly the labels in the store now: new answers added, changed ones replaced, taken
         back ones dropped (people label at their own pace and may undo)."""
         labels = self.kind.labels(self.store)
-        self._labels = {}
-        self.add(labels)
+        with self._lock:
+            self._labels = {}
+            self.add(labels)
 
     def split(self) -> tuple[Batch, Batch]:
         """Every label held, in query order, split into training and validation (1/e held out,
         by a hash of the query id, so a label keeps its side from one fit to the next)."""
-        labels = [self._labels[i] for i in sorted(self._labels)]
+        with self._lock:
+            labels = [self._labels[i] for i in sorted(self._labels)]
+            rows = dict(self._rows)
+            clips = self._clips[:len(rows)] if self._clips is not None else None
         ids = np.array([label.id for label in labels])
-        clips = self._clips[:len(self._rows)] if self._clips is not None else None
+
+        def index(clip_ids: list[int]) -> torch.Tensor:
+            return torch.as_tensor([rows[i] for i in clip_ids], dtype=torch.long, device=self.device)
+
         if self.kind.size > 2:
-            rows = self._index([i for label in labels for i in label.clip_ids])
-            batch = RankingBatch(rows.reshape(len(labels), self.kind.size), clips)
+            items = index([i for label in labels for i in label.clip_ids])
+            batch = RankingBatch(items.reshape(len(labels), self.kind.size), clips)
         else:
-            batch = ComparisonBatch(self._index([label.clip_ids[0] for label in labels]),
-                                    self._index([label.clip_ids[1] for label in labels]),
+            batch = ComparisonBatch(index([label.clip_ids[0] for label in labels]),
+                                    index([label.clip_ids[1] for label in labels]),
                                     torch.as_tensor([label.value for label in labels], dtype=torch.float32,
                                                     device=self.device), clips)
         held_out = is_validation(ids)
@@ -85,9 +96,6 @@ class LabeledData:
         val = torch.as_tensor(np.flatnonzero(held_out), device=self.device, dtype=torch.long)
         train = torch.as_tensor(np.flatnonzero(~held_out), device=self.device, dtype=torch.long)
         return batch.subset(train), batch.subset(val)
-
-    def _index(self, clip_ids: list[int]) -> torch.Tensor:
-        return torch.as_tensor([self._rows[i] for i in clip_ids], dtype=torch.long, device=self.device)
 
     def _hold(self, given: list[Clip], clip_ids: list[int]) -> None:
         """Hold the features of these clips, from ``given`` where there, else from the store. The

@@ -21,7 +21,7 @@ from .clips import Clip, ClipRecorder
 from .diagnostics import RefitCheck
 from .exploration import knn_novelty
 from .feedback import Feedback
-from .fitting import Fitter
+from .fitting import AsyncFitter, Fitter
 from .labeled_data import LabeledData
 from .learned_reward import LearnedRewardVecEnv, StepRecord, relabel_rollout
 from .queries import Querier
@@ -66,8 +66,8 @@ class PreferenceCallback(BaseCallback):
     """
 
     def __init__(self, venv: LearnedRewardVecEnv, *, reward: LearnedReward, recorder: ClipRecorder,
-                 querier: Querier, feedback: Feedback, data: LabeledData, fitter: Fitter, schedule: LabelSchedule,
-                 explore_steps: int = 0, overlap: int = 0, check: RefitCheck | None = None,
+                 querier: Querier, feedback: Feedback, data: LabeledData, fitter: Fitter | AsyncFitter,
+                 schedule: LabelSchedule, explore_steps: int = 0, overlap: int = 0, check: RefitCheck | None = None,
                  probe: Callable[[BaseAlgorithm, int], list[Clip]] | None = None,
                  on_update: Callable[[PreferenceCallback], None] | None = None):
         super().__init__()

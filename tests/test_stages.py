@@ -13,7 +13,7 @@ from prefrl.clips import Clip, ClipRecorder
 from prefrl.diagnostics import RefitCheck
 from prefrl.errors import StoreError, TrainingError
 from prefrl.feedback import HumanFeedback, SyntheticFeedback
-from prefrl.fitting import Fitter
+from prefrl.fitting import AsyncFitter, Fitter
 from prefrl.labeled_data import LabeledData
 from prefrl.learned_reward import LearnedRewardVecEnv
 from prefrl.loop import PreferenceCallback
@@ -43,14 +43,14 @@ def _reward(seed=0):
     return LearnedReward.build(OBS, ACT, hidden=8)
 
 
-def _stages(store, rank_size=2, delay=0, human=False, batch=4):
+def _stages(store, rank_size=2, delay=0, human=False, batch=4, asynchronous=False):
     reward = _reward()
     kind = query_kind(rank_size)
     data = LabeledData(kind, reward.features, store, reward.device, OBS.shape, ACT.shape)
     feedback = (HumanFeedback(store, data, batch, poll=0.01) if human
                 else SyntheticFeedback(OracleTeacher(), kind, store, data, batch))
-    trainer = EnsembleTrainer(copy.deepcopy(reward.model) if delay else reward.model, epochs=3)
-    fitter = Fitter(trainer, reward.model, data, delay=delay)
+    trainer = EnsembleTrainer(copy.deepcopy(reward.model) if delay or asynchronous else reward.model, epochs=3)
+    fitter = AsyncFitter(trainer, reward.model, data) if asynchronous else Fitter(trainer, reward.model, data, delay=delay)
     querier = Querier(kind, store, "disagreement", reward.member_returns, 0, feedback.source)
     return reward, querier, feedback, data, fitter
 
@@ -232,6 +232,69 @@ def test_a_refit_under_way_is_adopted_when_the_run_ends():
         assert fitter.last_stats is not None
 
 
+def _wait_for(condition, seconds=60.0):
+    import time
+
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "the worker did not finish"
+        time.sleep(0.01)
+
+
+def test_the_async_fitter_never_makes_the_agent_wait_and_adopts_the_newest_refit():
+    import threading
+
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, asynchronous=True)
+        feedback(querier(_pool(), 10, strategy="random"))
+        release = threading.Event()
+        real_train = fitter.trainer.train
+
+        def held_train(*args, **kwargs):  # a refit that takes as long as the test says
+            release.wait(60)
+            return real_train(*args, **kwargs)
+
+        fitter.trainer.train = held_train
+        before = {k: v.clone() for k, v in reward.model.state_dict().items()}
+        assert not fitter.will_adopt(0, start=True, final=False)
+        assert fitter.step(0, start=True, final=False) is None  # asked for, under way: the agent goes on
+        assert not fitter.will_adopt(100, start=False, final=False) and fitter.step(100, False, False) is None
+        assert all((reward.model.state_dict()[k] == v).all() for k, v in before.items())
+        release.set()
+        _wait_for(lambda: fitter.refits == 1)
+        assert fitter.will_adopt(200, start=False, final=False)
+        stats = fitter.step(200, start=False, final=False)
+        assert stats is not None and stats.n_train + stats.n_val == 10
+        assert any(not (reward.model.state_dict()[k] == v).all() for k, v in before.items())
+        assert fitter.step(300, start=False, final=False) is None  # each refit is adopted once
+        feedback(querier(_pool(seed=1), 6, strategy="random"))  # more labels; the last rollout waits for them
+        assert fitter.will_adopt(400, start=True, final=True)
+        stats = fitter.step(400, start=True, final=True)
+        assert stats.n_train + stats.n_val == 16
+        fitter.close()
+
+
+def test_the_async_fitter_adopts_a_refit_under_way_at_close_and_reports_a_failed_one():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, asynchronous=True)
+        feedback(querier(_pool(), 10, strategy="random"))
+        fitter.step(0, start=True, final=False)
+        fitter.close()
+        assert fitter.last_stats is not None and fitter.last_stats.n_train + fitter.last_stats.n_val == 10
+
+        reward, querier, feedback, data, fitter = _stages(store, asynchronous=True)
+
+        def diverge(*args, **kwargs):
+            raise TrainingError("reward-model training diverged")
+
+        fitter.trainer.train = diverge
+        feedback(querier(_pool(), 4, strategy="random"))
+        fitter.step(0, start=True, final=False)
+        _wait_for(lambda: fitter._done == 1)
+        with pytest.raises(TrainingError, match="diverged"):
+            fitter.step(100, start=False, final=False)
+
+
 class _Agent:
     """What the callback reads of an SB3 algorithm: its rollout buffer, n_steps, timesteps, logger."""
 
@@ -268,9 +331,10 @@ class _Venv:
         return self.obs, true, np.zeros(2, bool), [{}, {}]
 
 
-def test_the_callback_calls_the_stages_in_order_over_rollouts_without_ppo():
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["fitter", "async-fitter"])
+def test_the_callback_calls_the_stages_in_order_over_rollouts_without_ppo(asynchronous):
     with PreferenceStore(":memory:", env="x") as store:
-        reward, querier, feedback, data, fitter = _stages(store, batch=4)
+        reward, querier, feedback, data, fitter = _stages(store, batch=4, asynchronous=asynchronous)
         recorder = ClipRecorder(2, 5, capacity=200)
         venv = LearnedRewardVecEnv(_Venv())
         n_steps, total = 20, 200
@@ -302,6 +366,6 @@ def test_the_callback_calls_the_stages_in_order_over_rollouts_without_ppo():
         callback.on_training_end()
         assert labels[-1] == 24 == querier.asked == store.num_labels()  # the whole budget, asked by the schedule
     assert labels == sorted(labels) and len(set(labels)) >= 3  # in rounds, not at once
-    assert sum(refits) >= 2 and refits[-1] == 1.0  # refit whenever labels came, and on the last rollout
+    assert sum(refits) >= (1 if asynchronous else 2) and refits[-1] == 1.0  # refits, and one on the last rollout
     assert len(recorder.clips) == total // 5  # every step cut into 5-step clips
     assert "pair_accuracy_after" in callback.rollout

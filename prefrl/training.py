@@ -62,7 +62,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     n_envs, algo_kwargs = preset.algo(config.algo)
     set_threads(device, spec.atari)
     frames = config.feedback == "human" and spec.atari and learned
-    venv = make_venv(spec, n_envs, config.fixed_horizon, config.seed, frames, preset.vector_env)
+
+    def envs(seed_offset: int, render: bool = False):
+        return make_venv(spec, n_envs, config.fixed_horizon, config.seed + seed_offset, render, preset.vector_env)
+
+    venv = envs(0, frames)
     metrics = MetricsLog(run.metrics_path, start, every=1000 if config.algo == "a2c" else 0, append=resume,
                          learned=learned)
 
@@ -78,24 +82,23 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if resume and store.num_labels() >= 2:
             resume_reward(stages, run)
         else:
-            pretrain(stages, make_venv(spec, n_envs, config.fixed_horizon, config.seed + 1, frames, preset.vector_env),
-                     initial,
-                     preset.random_steps or 10 * initial * preset.clip_length, frames=frames)
+            pretrain(stages, envs(1, frames), initial, preset.random_steps or 10 * initial * preset.clip_length,
+                     frames=frames)
         pretrain_seconds = time.time() - pretrain_start
         schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps,
                                  labels_until=max(1, round(preset.labels_until * steps)))
-        probe_venv = (make_venv(spec, n_envs, config.fixed_horizon, config.seed + 2, vector=preset.vector_env)
-                      if preset.greedy_steps else None)
-        callback = make_callback(stages, venv, schedule, preset, steps, device, probe_venv, on_update=lambda cb: metrics.row(
-            cb.model, stages.data.n, cb.learned_episode_returns, stages.fitter.last_stats, cb.rollout))
+        probe_venv = envs(2) if preset.greedy_steps else None
+        callback = make_callback(stages, venv, schedule, preset, steps, device, probe_venv,
+                                 on_update=lambda cb: metrics.row(cb.model, stages.data.n, cb.learned_episode_returns,
+                                                                  stages.fitter.last_stats, cb.rollout))
     else:
         callback = EachRollout(metrics.row)
     # Five policy checkpoints over the run, for comparing learned and true reward along the way.
     checkpoints = CheckpointCallback(max(1, steps // (5 * n_envs)), str(run.checkpoint_dir), "policy")
 
     # RL.
-    agent = algo_class(config.algo)("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed, device=device,
-                               verbose=0, tensorboard_log=str(run.tensorboard_dir), **algo_kwargs)
+    agent = algo_class(config.algo)("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed,
+                                    device=device, verbose=0, tensorboard_log=str(run.tensorboard_dir), **algo_kwargs)
     resumed_from = 0
     if checkpoint is not None:
         set_parameters(agent, checkpoint, device)

@@ -2,6 +2,7 @@
 
 import copy
 import csv
+import json
 
 import pytest
 import torch
@@ -104,3 +105,16 @@ def test_the_probes_clips_are_query_candidates_at_every_round(tmp_path, monkeypa
                       overrides={"greedy_steps": 400, "reward_epochs": 2}))
     assert len(made) >= 3 and seen == [True] * len(made)
     assert all(len(clips) == 8 for clips in made)  # 8 envs x 50 steps: one 50-step clip each
+
+
+@pytest.mark.slow
+def test_an_asynchronous_refit_run_asks_every_label_and_saves_a_refit_on_all_of_them(tmp_path):
+    run = tmp_path / "async"
+    summary = train(TrainConfig("cartpole", labels=30, steps=8192, seed=2, run_dir=str(run), progress_bar=False,
+                                overrides={"fit_async": True, "reward_epochs": 20}))
+    rows = _metrics(run)
+    assert summary["labels_used"] == 30 and int(rows[-1]["labels"]) == 30
+    assert sum(r["refit"] == "1" for r in rows) >= 2 and rows[-1]["refit"] == "1"  # the last rollout waits
+    saved = json.loads((run / "config.json").read_text())["preset"]
+    assert saved["fit_async"] is True
+    assert summary["rm_val_accuracy"] is not None and (run / "reward_model.pt").exists()

@@ -1,0 +1,63 @@
+"""Learned-reward PPO with the paper's label schedule beside true-reward PPO on one Atari game: final
+scores and one learning-curve figure (true score against env steps, label arrival marked).
+
+    python experiments/atari_curves.py --env breakout --steps 1000000 --seeds 0
+
+The paper's schedule (Christiano et al. 2017, App. A): 500 labels on random-policy clips before RL,
+then labels at a rate ∝ 5e6/(T + 5e6) (5,000 more over 50M steps). Over ``--steps`` that is
+500 + 5000·ln(1 + steps/5e6)/ln(11) labels (880 by 1M steps), with t0 = 5e6 env steps. Both runs go
+side by side in two worker processes (about an hour each on 2 cores at 1M steps), cached under the
+code version (``harness.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from harness import grid, markdown_table, parser, run_all
+
+from prefrl.compare import learning_curves
+
+PAPER_INITIAL, PAPER_LATER, PAPER_STEPS, PAPER_T0 = 500, 5000, 50_000_000, 5e6
+
+
+def paper_labels(steps: int) -> int:
+    """Labels the paper's schedule has asked by ``steps``."""
+    return PAPER_INITIAL + round(PAPER_LATER * math.log1p(steps / PAPER_T0) / math.log1p(PAPER_STEPS / PAPER_T0))
+
+
+def main() -> None:
+    p = parser(__doc__, out="runs/atari_curves", seeds=[0], envs=["breakout"])
+    p.add_argument("--steps", type=int, default=1_000_000)
+    p.add_argument("--set", dest="extra", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="preset fields for both runs, e.g. vector_env=true fit_async=true")
+    args = p.parse_args()
+    extra = dict(item.split("=", 1) for item in args.extra)
+    extra = {k: {"true": True, "false": False}.get(v, v) for k, v in extra.items()}
+    labels = paper_labels(args.steps)
+    configs = {
+        "learned": {"labels": labels, "initial_labels": PAPER_INITIAL, "steps": args.steps,
+                    "t0_fraction": PAPER_T0 / args.steps, **extra},
+        "true": {"reward": "true", "steps": args.steps, **extra},
+    }
+    results = run_all(grid(args.envs, args.seeds, configs), args.out, workers=args.workers)
+    rows = []
+    for env in args.envs:
+        for seed in args.seeds:
+            by = {r["label"]: r for r in results if r["env"] == env and r["seed"] == seed}
+            learned, true = by["learned"], by["true"]
+            share = learned["true_return_mean"] / true["true_return_mean"] if true["true_return_mean"] else float("nan")
+            png = Path(learned["run_dir"]).parent / f"{env}-s{seed}-learning_curves.png"
+            learning_curves(learned["run_dir"], true["run_dir"], png)
+            rows.append([env, seed, f"{learned['true_return_mean']:.1f}", f"{true['true_return_mean']:.1f}",
+                         f"{share:.2f}", learned["labels_used"], f"{learned['steps_per_second']:.0f} / "
+                         f"{true['steps_per_second']:.0f}", str(png)])
+    print(f"{args.steps} PPO steps; learned: the paper's schedule, {labels} labels ({PAPER_INITIAL} before RL); "
+          "final policy's true return over the preset's evaluation games\n")
+    print(markdown_table(["game", "seed", "learned", "true", "learned / true", "labels", "steps/s learned / true",
+                          "figure"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -114,7 +114,9 @@ def test_an_asynchronous_refit_run_asks_every_label_and_saves_a_refit_on_all_of_
                                 overrides={"fit_async": True, "reward_epochs": 20}))
     rows = _metrics(run)
     assert summary["labels_used"] == 30 and int(rows[-1]["labels"]) == 30
-    assert sum(r["refit"] == "1" for r in rows) >= 2 and rows[-1]["refit"] == "1"  # the last rollout waits
+    # refits were adopted along the way, and one on every label came after the last labels were asked
+    all_in = next(i for i, r in enumerate(rows) if int(r["labels"]) == 30)
+    assert sum(r["refit"] == "1" for r in rows) >= 2 and any(r["refit"] == "1" for r in rows[all_in:])
     saved = json.loads((run / "config.json").read_text())["preset"]
     assert saved["fit_async"] is True
     assert summary["rm_val_accuracy"] is not None and (run / "reward_model.pt").exists()

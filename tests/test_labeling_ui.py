@@ -248,7 +248,7 @@ def test_the_quit_summary_counts_answers_skips_and_the_median_time(tmp_path, mon
     session.apply("left")  # 2 s; the next pair shown at 102
     now[0] = 103.0
     session.apply("skip")  # 1 s
-    assert session.took == [2.0, 1.0]  # read off the patched clock above, not the wall
+    assert session.took == [2.0, 1.0]  # the two readings of the patched clock above
     line = session.summary()
     assert line.startswith("2 answers from ann (1 can't-tell) in ") and "median 1.5 s an answer" in line
     assert str(store.path) in line

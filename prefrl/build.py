@@ -77,18 +77,25 @@ class Stages:
     feedback: Feedback
     data: LabeledData
     fitter: Fitter | AsyncFitter
+    ask_in_worker: bool = False  # the fitter's worker picks and answers the queries during RL
 
 
 def make_stages(config: TrainConfig, preset: Preset, run: RunDir, store: PreferenceStore, reward: LearnedReward,
                 n_envs: int, online_labels: int) -> Stages:
     """The stages, wired: the querier reads the ensemble's member returns, the feedback fills the
-    labeled data, the fitter trains on it (a copy of the live ensemble when it fits in the background)."""
+    labeled data, the fitter trains on it (a copy of the live ensemble when it fits in the background).
+
+    With ``fit_async`` and a synthetic teacher the worker also picks and answers the queries during
+    RL: the querier and the teacher then write through a store connection of their own and pick
+    with the worker's copy of the ensemble (the newest; the live one may be swapped under it)."""
     model = reward.model
     kind = query_kind(config.rank_size)
     space = reward.observation_space, reward.action_space
     data = LabeledData(kind, reward.features, store, reward.device, space[0].shape, space[1].shape)
     batch = label_batch(preset.label_batch, online_labels)
-    feedback = (SyntheticFeedback(make_teacher(config.teacher, config.seed), kind, store, data, batch)
+    in_worker = preset.fit_async and config.feedback == "synthetic"
+    ask_store = PreferenceStore(store.path, any_thread=True) if in_worker else store
+    feedback = (SyntheticFeedback(make_teacher(config.teacher, config.seed), kind, ask_store, data, batch)
                 if config.feedback == "synthetic" else HumanFeedback(store, data, batch))
     trainer = EnsembleTrainer(copy.deepcopy(model) if preset.fit_delay or preset.fit_async else model,
                               noise=preset.reward_noise,
@@ -97,14 +104,18 @@ def make_stages(config: TrainConfig, preset: Preset, run: RunDir, store: Prefere
                               refresh_feature_stats=preset.reward_feature_stats == "every",
                               warm_start=preset.reward_warm_start, batch_size=preset.reward_batch,
                               stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed)
+    picks_with = LearnedReward(trainer.model, *space) if in_worker else reward
     return Stages(
         reward=reward,
         recorder=ClipRecorder(n_envs, preset.clip_length, capacity=max(100, preset.candidate_steps // preset.clip_length)),
-        querier=Querier(kind, store, config.query, reward.member_returns, config.seed, feedback.source),
+        querier=Querier(kind, ask_store, config.query, picks_with.member_returns, config.seed, feedback.source),
         feedback=feedback,
         data=data,
-        fitter=(AsyncFitter(trainer, model, data, save=run.save_reward_model) if preset.fit_async else
+        fitter=(AsyncFitter(trainer, model, data, save=run.save_reward_model,
+                            yield_to_agent=preset.fit_yield and reward.device.type == "cpu")
+                if preset.fit_async else
                 Fitter(trainer, model, data, delay=preset.fit_delay, save=run.save_reward_model)),
+        ask_in_worker=in_worker,
     )
 
 
@@ -181,9 +192,9 @@ def make_callback(stages: Stages, venv: LearnedRewardVecEnv, schedule: LabelSche
         explore_steps=int(preset.explore_fraction * steps),
         # On CPU the reward CNN scores each 16 steps of the rollout on the core the envs leave idle.
         overlap=16 if device == "cpu" and preset.reward_arch == "cnn" else 0,
-        check=RefitCheck(200),
+        check=RefitCheck(preset.check_clips) if preset.check_clips else None,
         probe=greedy_probe(probe_venv, preset.greedy_steps, preset.clip_length) if probe_venv else None,
-        on_update=on_update)
+        ask_in_worker=stages.ask_in_worker, on_update=on_update)
 
 
 def set_threads(device: str, atari: bool) -> None:

@@ -9,6 +9,7 @@ paper's reward model trained asynchronously; when the switch falls depends on th
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -93,6 +94,12 @@ class Fitter:
                 self._adopt_at = timestep + self.delay
         return adopted
 
+    def pause(self) -> None:
+        """The agent's update starts (a refit under way in the background goes on)."""
+
+    def resume(self) -> None:
+        """The agent collects a rollout again."""
+
     def close(self) -> None:
         """Adopt a refit still under way (every label is then in the saved ensemble) and stop the thread."""
         if self._fitting is not None:
@@ -108,15 +115,24 @@ class AsyncFitter:
     for one under way. Only the run's last rollout (and :meth:`close`) waits, so that the saved
     ensemble has seen every label.
 
+    With ``yield_to_agent`` the worker keeps off the agent's way on a CPU: its thread runs at the
+    lowest scheduling priority (Linux), and between gradient steps it waits while the agent's own
+    update runs (:meth:`pause` from a rollout's end, :meth:`resume` at the next rollout's start), so
+    it trains on the cycles collecting a rollout leaves idle (Atari: the envs step on one core while
+    the other waits). Where the agent's update is most of its time (a small MLP policy) the worker
+    would then hardly train. Queries handed over with :meth:`ask` are picked and answered in the
+    worker too, before its next refit.
+
     Args:
         trainer: fits its model, which must be a copy of ``live``.
         live: the ensemble the learned reward reads.
         data: the labels (read by the worker under the data's lock).
         save: called with the live ensemble after each adoption (writes ``reward_model.pt``).
+        yield_to_agent: see above.
     """
 
     def __init__(self, trainer: EnsembleTrainer, live: RewardEnsemble, data: LabeledData,
-                 save: Callable[[RewardEnsemble], None] | None = None):
+                 save: Callable[[RewardEnsemble], None] | None = None, yield_to_agent: bool = False):
         if trainer.model is live:
             raise ValueError("AsyncFitter: needs a trainer that trains a copy of the live ensemble "
                              "(EnsembleTrainer(copy.deepcopy(model)))")
@@ -124,28 +140,59 @@ class AsyncFitter:
         self.live = live
         self.data = data
         self.save = save
+        self.yield_to_agent = yield_to_agent
         self.fitted_labels = 0  # labels held when the last refit was asked for
         self.last_stats: TrainStats | None = None
         self.refits = 0  # refits the worker finished
         self._state = threading.Condition()
         self._asked = self._done = 0  # refits asked for, and finished, so far
+        self._asks: list[Callable[[], object]] = []  # queries handed over, to pick and answer before the next refit
         self._published: tuple[dict, TrainStats] | None = None  # the newest finished refit not yet adopted
         self._ready: tuple[dict, TrainStats] | None = None  # what will_adopt saw
         self._error: BaseException | None = None
         self._stopping = False
+        self._open = threading.Event()  # clear while the agent's update runs: the worker waits between steps
+        self._open.set()
         self._worker = threading.Thread(target=self._work, name="prefrl-fit", daemon=True)
         self._worker.start()
 
+    def pause(self) -> None:
+        """The agent's update starts: with ``yield_to_agent`` the worker waits at its next gradient step."""
+        if self.yield_to_agent:
+            self._open.clear()
+
+    def resume(self) -> None:
+        """The agent collects a rollout again (its envs leave a core idle): the worker goes on."""
+        self._open.set()
+
+    def ask(self, job: Callable[[], object]) -> None:
+        """Hand over picking and answering queries (``job``) to the worker: it runs before the refit
+        the next :meth:`step` with ``start`` asks for."""
+        with self._state:
+            self._asks.append(job)
+
+    def _lower_priority(self) -> None:
+        if self.yield_to_agent and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except OSError:  # not allowed here: the worker runs at the agent's priority
+                pass
+
     def _work(self) -> None:
+        self._lower_priority()
         while True:
             with self._state:
                 self._state.wait_for(lambda: self._asked > self._done or self._stopping)
                 if self._stopping and self._asked == self._done:
                     return
-                asked = self._asked
+                asked, asks, self._asks = self._asked, self._asks, []
             try:
+                for job in asks:
+                    self._open.wait()
+                    job()
+                self.fitted_labels = self.data.n
                 train, val = self.data.split()
-                stats = self.trainer.train(train, val)
+                stats = self.trainer.train(train, val, between_steps=self._open.wait)
                 state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
             except BaseException as exc:  # raised again in the agent's thread by step()
                 with self._state:
@@ -190,11 +237,13 @@ class AsyncFitter:
         self._raise()
         if start:
             with self._state:
-                self.fitted_labels = self.data.n
+                if not self._asks:
+                    self.fitted_labels = self.data.n
                 self._asked += 1
                 self._state.notify_all()
         with self._state:
             if final:
+                self._open.set()  # nothing else runs while the agent waits
                 self._state.wait_for(lambda: self._done >= self._asked)
                 self._ready = self._published
             ready, self._ready = self._ready, None
@@ -206,6 +255,7 @@ class AsyncFitter:
     def close(self) -> None:
         """Wait for every refit asked, adopt the newest (every label is then in the saved ensemble)
         and stop the worker."""
+        self._open.set()
         with self._state:
             self._state.wait_for(lambda: self._done >= self._asked)
             ready, self._published = self._published, None

@@ -57,6 +57,10 @@ class PreferenceCallback(BaseCallback):
             (:mod:`prefrl.diagnostics`); None: no check.
         probe: called with the algorithm and the timestep before each round of queries; the clips
             it returns (the deterministic policy's, say) join the query candidates.
+        ask_in_worker: hand each round of queries to the fitter's worker (:meth:`AsyncFitter.ask`),
+            which picks them from a copy of the candidate clips and has them answered before its
+            next refit, off the agent's path (synthetic feedback only: the querier and feedback
+            must then use a store connection of their own).
         on_update: called after each rollout with the callback (``rollout`` holds its figures).
 
     ``seconds`` adds up the wall time of each stage (``collect``, ``probe``, ``ask``, ``fit``,
@@ -68,7 +72,7 @@ class PreferenceCallback(BaseCallback):
     def __init__(self, venv: LearnedRewardVecEnv, *, reward: LearnedReward, recorder: ClipRecorder,
                  querier: Querier, feedback: Feedback, data: LabeledData, fitter: Fitter | AsyncFitter,
                  schedule: LabelSchedule, explore_steps: int = 0, overlap: int = 0, check: RefitCheck | None = None,
-                 probe: Callable[[BaseAlgorithm, int], list[Clip]] | None = None,
+                 probe: Callable[[BaseAlgorithm, int], list[Clip]] | None = None, ask_in_worker: bool = False,
                  on_update: Callable[[PreferenceCallback], None] | None = None):
         super().__init__()
         self.venv = venv
@@ -83,6 +87,10 @@ class PreferenceCallback(BaseCallback):
         self.overlap = overlap
         self.check = check
         self.probe = probe
+        if ask_in_worker and not isinstance(fitter, AsyncFitter):
+            raise ValueError("PreferenceCallback: ask_in_worker needs an AsyncFitter")
+        self.ask_in_worker = ask_in_worker
+        self.asked = 0  # queries asked, or handed to the worker, so far (from the querier's count at training start)
         self.on_update = on_update
         self._learned_return = np.zeros(venv.num_envs)
         self.learned_episode_returns: list[float] = []
@@ -116,15 +124,29 @@ class PreferenceCallback(BaseCallback):
         return np.concatenate(scored)
 
     def _ask(self, due: int, final: bool) -> int:
-        """Ask what the feedback takes of the labels due; the answers that come go into the data."""
+        """Ask what the feedback takes of the labels due; the answers that come go into the data.
+        With ``ask_in_worker`` they are handed over to be picked from the clips held now."""
         n = self.feedback.to_ask(due, final)
         if n and self.probe is not None:
             self.recorder.clips.extend(self.probe(self.model, self.num_timesteps))
             self._lap("probe")
-        queries = self.querier(self.recorder.clips, n) if n else []
-        self.feedback(queries)
+        if n and self.ask_in_worker:
+            pool = list(self.recorder.clips)
+            self.fitter.ask(lambda: self.feedback(self.querier(pool, n)))
+            asked = n
+        else:
+            queries = self.querier(self.recorder.clips, n) if n else []
+            self.feedback(queries)
+            asked = len(queries)
+        self.asked += asked
         self._lap("ask")
-        return len(queries)
+        return asked
+
+    def _on_training_start(self) -> None:
+        self.asked = self.querier.asked  # the initial queries (or a resumed run's) are asked by now
+
+    def _on_rollout_start(self) -> None:
+        self.fitter.resume()
 
     def _on_rollout_end(self) -> None:
         self._clock = time.perf_counter()
@@ -141,7 +163,7 @@ class PreferenceCallback(BaseCallback):
         learned = self._score(record, scored)  # with the ensemble as it is; rescored after a refit
         self._lap("relabel")
 
-        asked = self._ask(self.schedule.target(t) - self.querier.asked, final)
+        asked = self._ask(self.schedule.target(t) - self.asked, final)
         start = self.feedback.refit_due(asked, self.data.n - self.fitter.fitted_labels, final)
         refit = self.fitter.will_adopt(t, start, final)
         fresh = self.check.fresh(self.recorder.clips) if self.check and refit else None
@@ -173,6 +195,7 @@ class PreferenceCallback(BaseCallback):
         if self.on_update is not None:
             self.on_update(self)
         self._lap("log")
+        self.fitter.pause()  # the agent's update follows
 
     def _check(self, fresh, learned: np.ndarray, record: StepRecord):
         check = self.check(self.reward, fresh, learned, record.true_rewards)

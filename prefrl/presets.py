@@ -70,6 +70,14 @@ class Preset:
             (:class:`prefrl.fitting.AsyncFitter`; the paper's reward model trained asynchronously).
             When the switch falls then depends on the machine, so a run does not repeat exactly;
             ``fit_delay`` is ignored.
+        fit_yield: with ``fit_async`` on a CPU, the worker trains at the lowest CPU priority and only
+            while the agent collects a rollout, not while it updates (``AsyncFitter(yield_to_agent=True)``):
+            for Atari, where the envs step on one core and leave the other idle. Off by default: beside
+            other busy processes (two runs side by side, say) the worker then gets almost no CPU and
+            the reward model hardly trains (a pong smoke run waited 880 s for its last refit so).
+        check_clips: the per-refit check (:class:`prefrl.diagnostics.RefitCheck`) scores the ensemble
+            before and after each refit on this many of the policy's most recent clips (each pass of
+            the reward CNN over them costs the agent's time on a CPU).
         vector_env: Atari only: step the games in ale-py's C++ ``AtariVectorEnv``
             (:mod:`prefrl.envs.atari_vector`) instead of Python gymnasium envs in a ``DummyVecEnv``;
             runs whose clips people label (frames) always take the Python path.
@@ -102,6 +110,8 @@ class Preset:
     reward_dropout: float = 0.5
     random_steps: int | None = None
     fit_async: bool = False
+    fit_yield: bool = False
+    check_clips: int = 200
     vector_env: bool = False
     eval_episodes: int = 10
     a2c: dict[str, Any] = field(default_factory=dict)
@@ -193,6 +203,9 @@ ATARI_PRESET = Preset(
     # Refits in place: on a CPU the background thread would compete with the one that scores each
     # rollout with the reward CNN (asynchronous Atari reward training is its own piece of work).
     fit_delay=0,
+    # One rollout's clips (8 envs x 128 steps / 25): 200 clips twice a refit was the loop's largest
+    # cost on pong (check 76 s against a 626 s run, 41 labels, asynchronous refits, 2 cores).
+    check_clips=40,
     # The paper trained A2C (synchronous A3C) on Atari; rl-zoo's tuned A2C (hyperparams/a2c.yml, atari).
     a2c=dict(ent_coef=0.01, vf_coef=0.25,
              policy_kwargs=dict(optimizer_class=RMSpropTFLike, optimizer_kwargs=dict(eps=1e-5))),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -246,10 +247,14 @@ class EnsembleTrainer:
         step = max(1, n if self.model.config.arch == "mlp" else self.batch_size)
         return [slice(i, i + step) for i in range(0, n, step)]
 
-    def train(self, train: Batch, val: Batch, epochs: int | None = None) -> TrainStats:
+    def train(self, train: Batch, val: Batch, epochs: int | None = None,
+              between_steps: Callable[[], object] | None = None) -> TrainStats:
         """Run ``epochs`` (default: the trainer's) epochs on ``train``, or fewer once the target
         accuracy is reached, adapting L2 on ``val``; then renormalize each member's output on the
         steps of all these clips. Returns the round's stats.
+
+        ``between_steps`` is called before each gradient step and each pass over whole clip sets
+        (an asynchronous fitter waits there while the agent's own update runs).
 
         Input standardization is measured on the first call's clips and then kept, so later rounds
         refine the same function instead of chasing a moving input scale.
@@ -279,6 +284,8 @@ class EnsembleTrainer:
             right = torch.zeros(n_members, device=boot.device)
             total = torch.zeros(n_members, device=boot.device)
             for start in range(0, n, self.batch_size):
+                if between_steps is not None:
+                    between_steps()
                 idx = boot[:, perm[start:start + self.batch_size]]  # (M, b): each member its own resample
                 fit, r, t = self.step(train, idx)
                 epoch_loss += fit * idx.shape[1]
@@ -290,6 +297,8 @@ class EnsembleTrainer:
                     f"{[round(v, 3) for v in (epoch_loss / n).tolist()]} are not finite (NaN or inf in the clips' "
                     "features or the model's outputs); no model was saved from this fit, and every label is "
                     "still in the store")
+            if between_steps is not None:
+                between_steps()
             val_returns = self._member_returns(val) if val.n else None
             if val_returns is not None:
                 self._adapt_l2(epoch_loss / n, self._per_member(val_returns, val, slice(None)))
@@ -297,6 +306,8 @@ class EnsembleTrainer:
                 accuracy = (right / total).mean().item() if total.min() > 0 else float("nan")
                 if self.target_accuracy is not None and epoch + 1 >= min_epochs and accuracy >= self.target_accuracy:
                     break
+        if between_steps is not None:
+            between_steps()
         self.model.set_output_stats(_steps([train, val], self.stats_sample, self.rng))
         if not (torch.isfinite(self.model.out_mean).all() and torch.isfinite(self.model.out_std).all()):
             raise TrainingError("the reward model's outputs on the labeled clips are not finite (NaN or inf): "

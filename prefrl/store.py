@@ -130,18 +130,20 @@ class PreferenceStore:
         env: the env name recorded in a new store; a store of another env is refused.
         create: create the store if the file is missing or empty; with False such a file is refused
             (a labeling window must not create a store the trainer is about to).
+        any_thread: the connection may be used from a thread other than the one that opened it (by
+            one thread at a time: a worker that asks queries off the agent's path has its own).
 
     Raises:
         StoreError: the file is not a prefrl store, was written by a newer schema, or belongs
             to another env.
     """
 
-    def __init__(self, path: str | Path, env: str | None = None, create: bool = True):
+    def __init__(self, path: str | Path, env: str | None = None, create: bool = True, any_thread: bool = False):
         self.path = Path(path)
         if not create and (not self.path.exists() or self.path.stat().st_size == 0):
             raise StoreError(f"{self.path} is not a prefrl store yet: start `prefrl train` first or give a run directory")
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=not any_thread)
             self._db.execute("PRAGMA busy_timeout = 30000")
             deadline = time.monotonic() + 30.0
             while True:

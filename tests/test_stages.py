@@ -1,6 +1,8 @@
 """The preference loop's stages, each alone and then called in order by the callback, without PPO."""
 
 import copy
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -43,14 +45,14 @@ def _reward(seed=0):
     return LearnedReward.build(OBS, ACT, hidden=8)
 
 
-def _stages(store, rank_size=2, delay=0, human=False, batch=4, asynchronous=False):
+def _stages(store, rank_size=2, delay=0, human=False, batch=4, asynchronous=False, yield_to_agent=False):
     reward = _reward()
     kind = query_kind(rank_size)
     data = LabeledData(kind, reward.features, store, reward.device, OBS.shape, ACT.shape)
     feedback = (HumanFeedback(store, data, batch, poll=0.01) if human
                 else SyntheticFeedback(OracleTeacher(), kind, store, data, batch))
     trainer = EnsembleTrainer(copy.deepcopy(reward.model) if delay or asynchronous else reward.model, epochs=3)
-    fitter = AsyncFitter(trainer, reward.model, data) if asynchronous else Fitter(trainer, reward.model, data, delay=delay)
+    fitter = AsyncFitter(trainer, reward.model, data, yield_to_agent=yield_to_agent) if asynchronous else Fitter(trainer, reward.model, data, delay=delay)
     querier = Querier(kind, store, "disagreement", reward.member_returns, 0, feedback.source)
     return reward, querier, feedback, data, fitter
 
@@ -233,8 +235,6 @@ def test_a_refit_under_way_is_adopted_when_the_run_ends():
 
 
 def _wait_for(condition, seconds=60.0):
-    import time
-
     end = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < end, "the worker did not finish"
@@ -295,6 +295,66 @@ def test_the_async_fitter_adopts_a_refit_under_way_at_close_and_reports_a_failed
             fitter.step(100, start=False, final=False)
 
 
+def test_the_async_fitter_takes_no_gradient_step_while_the_agent_updates_and_runs_at_low_priority():
+    import os
+    import threading
+
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, asynchronous=True, yield_to_agent=True)
+        feedback(querier(_pool(), 10, strategy="random"))
+        steps, threads = [], set()
+        real_step = fitter.trainer.step
+
+        def counted_step(*args, **kwargs):
+            steps.append(fitter._open.is_set())
+            threads.add(threading.get_native_id())
+            return real_step(*args, **kwargs)
+
+        fitter.trainer.step = counted_step
+        fitter.pause()  # the agent's update runs
+        fitter.step(0, start=True, final=False)
+        _wait_for(lambda: fitter._worker.is_alive() and fitter._asked == 1)
+        time.sleep(0.2)  # room for a step the gate should stop
+        assert steps == [] and fitter.refits == 0
+        fitter.resume()  # a rollout is collected: the worker trains
+        _wait_for(lambda: fitter.refits == 1)
+        assert steps and all(steps)  # every step with the gate open
+        (tid,) = threads
+        assert tid != threading.get_native_id()
+        if sys.platform.startswith("linux"):  # the worker lowered its own thread's priority
+            assert os.getpriority(os.PRIO_PROCESS, tid) == 19 > os.getpriority(os.PRIO_PROCESS, 0)
+        fitter.pause()
+        feedback(querier(_pool(seed=1), 6, strategy="random"))
+        stats = fitter.step(100, start=True, final=True)  # the last rollout waits, so the gate opens
+        assert stats.n_train + stats.n_val == 16
+        fitter.close()
+
+
+def test_queries_handed_to_the_async_worker_are_picked_and_answered_there(tmp_path):
+    import threading
+
+    with PreferenceStore(tmp_path / "store.sqlite", env="x") as store:
+        worker_store = PreferenceStore(tmp_path / "store.sqlite", any_thread=True)
+        reward, querier, feedback, data, fitter = _stages(worker_store, asynchronous=True)
+        feedback(querier(_pool(), 10, strategy="random"))
+        fitter.fit()
+        asked_in = []
+        real_call = querier.__call__
+
+        class Spy:
+            def __call__(self, pool, n, strategy=None):
+                asked_in.append(threading.current_thread().name)
+                return real_call(pool, n, strategy)
+
+        spy = Spy()
+        fitter.ask(lambda: feedback(spy(_pool(seed=2), 6)))
+        stats = fitter.step(100, start=True, final=True)
+        assert asked_in == ["prefrl-fit"]  # picked in the worker, not the agent's thread
+        assert stats.n_train + stats.n_val == 16 == data.n == store.num_labels()  # answered, stored, fitted
+        fitter.close()
+        worker_store.close()
+
+
 class _Agent:
     """What the callback reads of an SB3 algorithm: its rollout buffer, n_steps, timesteps, logger."""
 
@@ -345,6 +405,7 @@ def test_the_callback_calls_the_stages_in_order_over_rollouts_without_ppo(asynch
         callback.init_callback(agent)
         feedback(querier(_pool(), 8, strategy="random"))  # the initial labels, then the first fit
         fitter.fit()
+        callback.on_training_start({}, {})  # as SB3's learn does
         venv.reset()
         labels, refits = [], []
         while agent.num_timesteps < total:

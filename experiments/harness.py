@@ -142,12 +142,20 @@ def _run_one(task: tuple[Run, str, str, Callable, Callable[[], str]]) -> dict:
 
     import torch
 
-    shutil.rmtree(run_dir, ignore_errors=True)  # a run killed part-way starts over
+    resumable = job is train_run and _checkpointed(run_dir)
+    if not resumable:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a run killed before its first checkpoint starts over
     threads = torch.get_num_threads()
     torch.set_num_threads(run.threads or threads)
     start = time.time()
     try:
-        result = job(run, run_dir)
+        if resumable:  # a long run killed part-way (a machine restart) goes on from its last checkpoint
+            from prefrl import resume
+
+            print(json.dumps({**identity, "resumed_from": str(_checkpointed(run_dir))}), flush=True)
+            result = resume(run_dir)
+        else:
+            result = job(run, run_dir)
     finally:
         torch.set_num_threads(threads)
     if not summary_path.exists():  # prefrl train writes its own; another job's result is written here
@@ -158,6 +166,17 @@ def _run_one(task: tuple[Run, str, str, Callable, Callable[[], str]]) -> dict:
     score = {"true_return": result["true_return_mean"]} if "true_return_mean" in result else {}
     print(json.dumps({**identity, **score, "wall_s": round(time.time() - start, 1)}), flush=True)
     return {**result, **identity, "cached": False}
+
+
+def _checkpointed(run_dir: str | Path) -> Path | None:
+    """The last policy checkpoint of a run this code version began and did not finish, if any (the
+    run directory is keyed by the code version, so what is there was made by this code)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        return None
+    checkpoints = sorted((run_dir / "checkpoints").glob("policy_*_steps.zip"),
+                         key=lambda p: int(p.stem.split("_")[1]))
+    return checkpoints[-1] if checkpoints else None
 
 
 def _tasks(runs: list[Run], out: str | Path, job: Callable, version: Callable[[], str] | None) -> list[tuple]:

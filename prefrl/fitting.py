@@ -112,7 +112,7 @@ class Fitter:
 class AsyncFitter:
     """Refits ``trainer.model`` (a copy of ``live``) in a worker thread, on every label held each time
     new ones have come; at a rollout's end the agent takes the newest finished refit, never waiting
-    for one under way. Only the run's last rollout (and :meth:`close`) waits, so that the saved
+    for one under way. Only :meth:`close`, after the agent's last update, waits, so that the saved
     ensemble has seen every label.
 
     With ``yield_to_agent`` the worker keeps off the agent's way on a CPU: its thread runs at the
@@ -225,15 +225,16 @@ class AsyncFitter:
 
     def will_adopt(self, timestep: int, start: bool, final: bool) -> bool:
         """Whether :meth:`step` changes the live ensemble: a refit has finished since the last
-        adoption (or it is the last rollout and labels are due or a refit is under way)."""
+        adoption."""
         with self._state:
             self._ready = self._published
-            return self._ready is not None or (final and (start or self._asked > self._done))
+            return self._ready is not None
 
     def step(self, timestep: int, start: bool, final: bool) -> TrainStats | None:
-        """Adopt the refit :meth:`will_adopt` saw finished, if any; ask for a new refit if ``start``;
-        at the last rollout, wait for every refit asked and adopt the newest. Returns the stats of
-        the refit adopted (None if none was)."""
+        """Adopt the refit :meth:`will_adopt` saw finished, if any, and ask for a new refit if
+        ``start``; never waits, at the last rollout either (the refit on the last labels serves the
+        saved ensemble, not the agent: :meth:`close` waits for it). Returns the stats of the refit
+        adopted (None if none was)."""
         self._raise()
         if start:
             with self._state:
@@ -242,10 +243,6 @@ class AsyncFitter:
                 self._asked += 1
                 self._state.notify_all()
         with self._state:
-            if final:
-                self._open.set()  # nothing else runs while the agent waits
-                self._state.wait_for(lambda: self._done >= self._asked)
-                self._ready = self._published
             ready, self._ready = self._ready, None
             if ready is not None and self._published is ready:
                 self._published = None
@@ -253,8 +250,8 @@ class AsyncFitter:
         return self._adopt(*ready) if ready is not None else None
 
     def close(self) -> None:
-        """Wait for every refit asked, adopt the newest (every label is then in the saved ensemble)
-        and stop the worker."""
+        """Wait for every refit asked (and every query handed over), adopt the newest (every label
+        is then in the saved ensemble) and stop the worker."""
         self._open.set()
         with self._state:
             self._state.wait_for(lambda: self._done >= self._asked)

@@ -219,4 +219,5 @@ class PreferenceCallback(BaseCallback):
     def _on_training_end(self) -> None:
         if self._executor is not None:
             self._executor.shutdown()
-        self.fitter.close()  # every label is in the saved ensemble
+        # The fitter is closed by whoever built it, after ``learn`` (training.train): its last refit,
+        # on every label, makes the saved ensemble and is not the agent's time.

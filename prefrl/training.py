@@ -107,6 +107,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     agent.learn(max(0, steps - resumed_from), callback=[callback, checkpoints], progress_bar=config.progress_bar,
                 tb_log_name=config.algo, reset_num_timesteps=not resume)
     learn_seconds = time.time() - learn_start
+    final_fit_start = time.time()
+    if stages is not None:
+        stages.fitter.close()  # every label is in the saved ensemble
+    final_fit_seconds = time.time() - final_fit_start
     metrics.close()
     if probe_venv is not None:
         probe_venv.close()
@@ -135,7 +139,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "device": device,
         "resumed_from_step": resumed_from if resume else None,
         "run_dir": str(run),
-        **_loop_summary(config, stages, callback if learned else None, pretrain_seconds, store),
+        **_loop_summary(config, stages, callback if learned else None, pretrain_seconds, final_fit_seconds, store),
     }
     run.write_summary(summary)
     venv.close()
@@ -151,11 +155,13 @@ def _config_record(config: TrainConfig, spec: EnvSpec, preset: Preset, labels: i
             "preset": {k: (repr(v) if k in ("ppo", "a2c") else v) for k, v in asdict(preset).items()}}
 
 
-def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float, store) -> dict[str, Any]:
+def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float, final_fit_seconds: float,
+                  store) -> dict[str, Any]:
     """The summary's figures of the preference loop (None, or 0 labels, for a true-reward run)."""
     if stages is None:
         return {"query": None, "teacher": None, "pessimism": None, "rank_size": None, "labels_used": 0,
-                "queries_asked": 0, "rm_val_accuracy": None, "loop_seconds": None, "pretrain_seconds": None}
+                "queries_asked": 0, "rm_val_accuracy": None, "rm_labels": None, "loop_seconds": None,
+                "pretrain_seconds": None, "final_fit_seconds": None}
     stats = stages.fitter.last_stats
     return {
         "query": config.query,
@@ -165,9 +171,12 @@ def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float
         "labels_used": store.num_labels(),
         "queries_asked": stages.querier.asked,
         "rm_val_accuracy": stats.val_accuracy if stats else None,
+        "rm_labels": stats.n_train + stats.n_val if stats else None,  # the labels the saved ensemble was fit on
         # Wall seconds of each stage the preference loop adds inside learn (see PreferenceCallback).
         "loop_seconds": {k: round(v, 1) for k, v in callback.seconds.items()},
         "pretrain_seconds": round(pretrain_seconds, 1),
+        # Waiting, after learn, for the refit on every label (an asynchronous fitter's last one).
+        "final_fit_seconds": round(final_fit_seconds, 1),
     }
 
 

@@ -187,6 +187,36 @@ def test_a_failed_job_leaves_no_result_and_its_leftovers_are_cleared_before_the_
     assert not (run_dir / "half-written").exists()
 
 
+def test_a_training_run_killed_after_a_checkpoint_is_resumed_not_started_over(tmp_path, monkeypatch):
+    import prefrl
+
+    resumed = []
+
+    def fake_resume(run_dir):
+        resumed.append(Path(run_dir))
+        assert (Path(run_dir) / "store.sqlite").read_text() == "labels"  # nothing was cleared
+        return {"true_return_mean": 1.0}
+
+    monkeypatch.setattr(prefrl, "resume", fake_resume)
+    run = harness.Run("c", "pong", 0)
+    run_dir = run.directory(tmp_path, "v")
+    (run_dir / "checkpoints").mkdir(parents=True)
+    for name in ("config.json", "store.sqlite"):
+        (run_dir / name).write_text("labels" if name == "store.sqlite" else "{}")
+    for step in (20000, 100000, 40000):
+        (run_dir / "checkpoints" / f"policy_{step}_steps.zip").write_text("")
+    assert harness._checkpointed(run_dir).name == "policy_100000_steps.zip"  # the last, by step
+    result = harness.run_all([run], tmp_path, workers=1, version=lambda: "v")[0]
+    assert resumed == [run_dir] and result["true_return_mean"] == 1.0 and not result["cached"]
+    # before its first checkpoint a run starts over (its leftovers cleared), as any other job's
+    other = harness.Run("c", "e", 1)
+    (other.directory(tmp_path, "v") / "checkpoints").mkdir(parents=True)
+    (other.directory(tmp_path, "v") / "config.json").write_text("{}")
+    assert harness._checkpointed(other.directory(tmp_path, "v")) is None
+    assert harness.run_all([other], tmp_path, workers=1, job=counting_job, version=lambda: "v")[0]["cached"] is False
+    assert resumed == [run_dir]
+
+
 def test_runs_are_made_in_worker_processes_and_come_back_in_the_order_given(tmp_path):
     import os
 

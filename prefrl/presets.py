@@ -200,8 +200,10 @@ ATARI_PRESET = Preset(
     # labels, held-out accuracy after 1, 3 and 5 epochs was 0.74, 0.80, 0.80 with dropout 0.5 and
     # 0.88, 0.93, 0.93 without (experiments/rm_sweep.py). `--reward-dropout 0.5` restores the paper's.
     reward_dropout=0.0,
-    # Refits in place: on a CPU the background thread would compete with the one that scores each
-    # rollout with the reward CNN (asynchronous Atari reward training is its own piece of work).
+    # Refits in place by default, so a run repeats exactly. `--set fit_async=true` refits in a worker
+    # (pong, 41 labels during 100k steps, 2 cores: steps/s ratio 0.70 against 0.52 in place, code
+    # f494ec198d1b; README "Overhead on CPU"); it becomes the default once a long run has shown it
+    # learns as well.
     fit_delay=0,
     # One rollout's clips (8 envs x 128 steps / 25): 200 clips twice a refit was the loop's largest
     # cost on pong (check 76 s against a 626 s run, 41 labels, asynchronous refits, 2 cores).

@@ -143,6 +143,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     }
     run.write_summary(summary)
     venv.close()
+    if stages is not None and stages.querier.store is not store:
+        stages.querier.store.close()  # the connection the fitter's worker asked through
     if store is not None:
         store.close()
     return summary

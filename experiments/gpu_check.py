@@ -11,6 +11,10 @@
 Writes ``gpu_check.json`` in ``--out`` and prints it. On the device machine:
 
     python experiments/gpu_check.py --env pong --steps 100000 --out $OUT
+    python experiments/gpu_check.py --env pong --steps 100000 --out $OUT --set fit_async=true vector_env=true
+
+``--set FIELD=VALUE ...`` replaces preset fields in both runs (as ``prefrl train --set``): the
+asynchronous fitter, the C++ vector env, more envs, for the GPU presets still to be chosen.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 from prefrl.reward_model import RewardEnsemble, RewardModelConfig
 from prefrl.reward_training import ComparisonBatch, EnsembleTrainer
 from prefrl import TrainConfig, train
+from prefrl.config import parse_overrides
 
 
 @dataclass
@@ -72,11 +77,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, default in vars(Config()).items():
         parser.add_argument(f"--{name}", type=type(default), default=default)
-    cfg = Config(**vars(parser.parse_args()))
+    parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="preset fields for both runs, e.g. fit_async=true vector_env=true")
+    args = vars(parser.parse_args())
+    overrides = parse_overrides(args.pop("overrides"))
+    cfg = Config(**args)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    result: dict = {"env": cfg.env, "steps": cfg.steps, "seed": cfg.seed, "device": device,
+    result: dict = {"env": cfg.env, "steps": cfg.steps, "seed": cfg.seed, "device": device, "overrides": overrides,
                     "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
                     "cpu_cores": os.cpu_count(), "torch": torch.__version__}
 
@@ -101,10 +110,10 @@ def main() -> None:
     for reward in ("true", "learned"):
         summaries[reward] = s = train(TrainConfig(
             cfg.env, reward=reward, steps=cfg.steps, labels=cfg.labels or None, seed=cfg.seed, device=device,
-            run_dir=str(out / f"{cfg.env}-{reward}-s{cfg.seed}"), progress_bar=False))
+            run_dir=str(out / f"{cfg.env}-{reward}-s{cfg.seed}"), progress_bar=False, overrides=dict(overrides)))
         report(**{f"{reward}_{k}": s[k] for k in ("steps_per_second", "learn_seconds", "wall_seconds",
                                                   "true_return_mean", "labels_used", "rm_val_accuracy", "loop_seconds",
-                                                  "pretrain_seconds")})
+                                                  "pretrain_seconds", "final_fit_seconds")})
     t, lr = summaries["true"], summaries["learned"]
     report(steps_per_second_ratio=round(lr["steps_per_second"] / t["steps_per_second"], 3),
            wall_ratio=round(t["wall_seconds"] / lr["wall_seconds"], 3))

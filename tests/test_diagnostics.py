@@ -73,7 +73,8 @@ def test_a_run_logs_the_checks_before_and_after_every_refit(tmp_path):
     assert all(r["rollout_true_reward"] != "" and r["rollout_learned_reward"] != "" for r in rows)
     grew = [i for i in range(1, len(rows)) if rows[i]["labels"] != rows[i - 1]["labels"]]
     assert all(rows[i]["refit"] == "1" for i in grew)
-    assert "check" in summary["loop_seconds"]  # the check stage ran (a stage appears once it has run)
+    # the check scored two different ensembles: some refit moved the reward PPO sees
+    assert any(r["reward_mean_before"] != r["reward_mean_after"] for r in refits) and summary["rm_labels"] == 30
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(next((run / "tb").iterdir())))

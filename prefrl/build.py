@@ -41,13 +41,13 @@ MIN_ROUNDS = 5
 
 
 def make_venv(spec: EnvSpec, n_envs: int, fixed_horizon: bool, seed: int, frames: bool = False,
-              vector: bool = False) -> VecEnv:
+              vector: bool = False, threads: int = 0) -> VecEnv:
     """``n_envs`` envs, seeded; a Monitor on the plain env, inside the fixed-horizon wrapper, logs the
     game's own episodes. ``frames``: render RGB frames (for people labeling Atari clips). ``vector``:
     an Atari game in ale-py's C++ vector env (:class:`prefrl.envs.atari_vector.AtariVecEnv`), unless
-    frames are wanted."""
+    frames are wanted, stepped by ``threads`` C++ threads (0: one per core)."""
     if vector and spec.atari and not frames:
-        venv = AtariVecEnv(spec.gym_id, n_envs, fixed_horizon=fixed_horizon)
+        venv = AtariVecEnv(spec.gym_id, n_envs, fixed_horizon=fixed_horizon, num_threads=threads)
         venv.seed(seed)
         venv.action_space.seed(seed)
         return venv

@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="labels asked on random-policy clips before RL (default: the preset's share; the paper: 500)")
     t.add_argument("--steps", type=int, default=None, help="PPO env steps (default: the env's preset)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-minutes", type=float, default=None, metavar="MINUTES",
+                   help="stop PPO once the run has taken this long, pre-training counted (default: run all --steps)")
     t.add_argument("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     t.add_argument("--query", default="disagreement",

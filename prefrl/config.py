@@ -46,6 +46,9 @@ class TrainConfig:
             ``labels``; the paper asked 500).
         feedback: ``synthetic`` (the oracle answers at once) or ``human`` (queries wait in the store for
             ``prefrl label``; RL starts once the initial ones are answered).
+        max_minutes: stop PPO once the run has taken this many minutes since it began (the labels asked
+            and the fit before RL counted), for a run sized by a time budget ("as many steps as ten
+            minutes allow"); the final refit and the evaluation come after it. None: ``steps`` alone.
         overrides: fields of the env's :class:`~prefrl.presets.Preset` to replace for this run
             (``{"reward_epochs": 60}``; ``--set reward_epochs=60`` on the command line), for sweeps.
     """
@@ -67,6 +70,7 @@ class TrainConfig:
     teacher: str = "oracle"
     pessimism: float = 0.0
     rank_size: int = 2
+    max_minutes: float | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def resolved_device(self) -> str:
@@ -127,6 +131,8 @@ class TrainConfig:
             raise PrefrlError(f"--initial-labels {self.initial_labels} must be at least 2 and at most the label budget")
         if self.steps is not None and self.steps < 1:
             raise PrefrlError(f"--steps {self.steps} must be a positive number of env steps")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise PrefrlError(f"--max-minutes {self.max_minutes} must be a positive number of minutes")
         if self.query not in QUERY_STRATEGIES:
             raise PrefrlError(f"--query {self.query!r} is not known: use one of {', '.join(QUERY_STRATEGIES)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

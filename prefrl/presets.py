@@ -81,6 +81,8 @@ class Preset:
         vector_env: Atari only: step the games in ale-py's C++ ``AtariVectorEnv``
             (:mod:`prefrl.envs.atari_vector`) instead of Python gymnasium envs in a ``DummyVecEnv``;
             runs whose clips people label (frames) always take the Python path.
+        vector_threads: C++ threads stepping the games of ``vector_env`` (0: one per core; give each of
+            two runs side by side half the cores).
     """
 
     n_envs: int
@@ -113,6 +115,7 @@ class Preset:
     fit_yield: bool = False
     check_clips: int = 200
     vector_env: bool = False
+    vector_threads: int = 0
     eval_episodes: int = 10
     a2c: dict[str, Any] = field(default_factory=dict)
     a2c_envs: int | None = None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.callbacks import CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
@@ -64,7 +64,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     frames = config.feedback == "human" and spec.atari and learned
 
     def envs(seed_offset: int, render: bool = False):
-        return make_venv(spec, n_envs, config.fixed_horizon, config.seed + seed_offset, render, preset.vector_env)
+        return make_venv(spec, n_envs, config.fixed_horizon, config.seed + seed_offset, render, preset.vector_env,
+                         preset.vector_threads)
 
     venv = envs(0, frames)
     metrics = MetricsLog(run.metrics_path, start, every=1000 if config.algo == "a2c" else 0, append=resume,
@@ -96,6 +97,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     # Five policy checkpoints over the run, for comparing learned and true reward along the way.
     checkpoints = CheckpointCallback(max(1, steps // (5 * n_envs)), str(run.checkpoint_dir), "policy")
 
+    callbacks = [callback, checkpoints]
+    if config.max_minutes is not None:
+        callbacks.append(Deadline(start + 60 * config.max_minutes))
+
     # RL.
     agent = algo_class(config.algo)("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed,
                                     device=device, verbose=0, tensorboard_log=str(run.tensorboard_dir), **algo_kwargs)
@@ -104,7 +109,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         set_parameters(agent, checkpoint, device)
         agent.num_timesteps = resumed_from = done_steps
     learn_start = time.time()
-    agent.learn(max(0, steps - resumed_from), callback=[callback, checkpoints], progress_bar=config.progress_bar,
+    agent.learn(max(0, steps - resumed_from), callback=callbacks, progress_bar=config.progress_bar,
                 tb_log_name=config.algo, reset_num_timesteps=not resume)
     learn_seconds = time.time() - learn_start
     final_fit_start = time.time()
@@ -138,6 +143,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         "steps_per_second": round((agent.num_timesteps - resumed_from) / max(learn_seconds, 1e-9), 1),
         "device": device,
         "resumed_from_step": resumed_from if resume else None,
+        "stopped_at_max_minutes": config.max_minutes is not None and agent.num_timesteps < steps,
         "run_dir": str(run),
         **_loop_summary(config, stages, callback if learned else None, pretrain_seconds, final_fit_seconds, store),
     }
@@ -148,6 +154,17 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if store is not None:
         store.close()
     return summary
+
+
+class Deadline(BaseCallback):
+    """Ends ``learn`` at the first env step after ``deadline`` (a ``time.time()``): ``--max-minutes``."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+
+    def _on_step(self) -> bool:
+        return time.time() < self.deadline
 
 
 def _config_record(config: TrainConfig, spec: EnvSpec, preset: Preset, labels: int, steps: int,

@@ -87,3 +87,21 @@ def test_ppo_steps_it():
     with pytest.raises(NotImplementedError, match="Python path"):
         venv.get_images()
     venv.close()
+
+
+def test_the_preset_sets_how_many_cpp_threads_step_the_games(monkeypatch):
+    # Two runs side by side on one machine each take half its cores (--set vector_threads=N).
+    import prefrl.build as build
+    from prefrl.envs import resolve
+
+    made = {}
+
+    class Recording(AtariVecEnv):
+        def __init__(self, *args, **kwargs):
+            made.update(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(build, "AtariVecEnv", Recording)
+    venv = build.make_venv(resolve("pong"), 2, True, seed=0, vector=True, threads=1)
+    assert isinstance(venv, Recording) and made["num_threads"] == 1
+    venv.close()

@@ -80,6 +80,7 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["train", "cartpole", "--teacher", "noisy:beta=-1"], "--teacher: teacher beta=-1.0 is out of range"),
         (["train", "cartpole", "--pessimism", "-1"], "--pessimism -1.0 must be ≥ 0"),
         (["train", "cartpole", "--rank-size", "1"], "--rank-size 1 must be at least 2"),
+        (["train", "cartpole", "--max-minutes", "0"], "--max-minutes 0.0 must be a positive number"),
         (["train", "cartpole", "--rank-size", "5", "--feedback", "human"], "--rank-size 5 is too many clips"),
         (["label", "no/such/run", "--rank-size", "5"], "--rank-size 5 must be 2 (pairs), 3 or 4"),
         (["label", "no/such/run"], "holds no store.sqlite"),
@@ -179,6 +180,19 @@ def test_one_label_is_refused_with_the_least_and_why():
     result = _run(["train", "cartpole", "--labels", "1"])
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "the least is 2" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_max_minutes_ends_learn_at_the_budget_and_the_run_still_finishes(tmp_path):
+    # A budget already spent once learn starts (the pre-training fit takes longer than 0.6 ms): learn
+    # stops at its first step, and the final refit, the evaluation and the summary still happen.
+    run = tmp_path / "budget"
+    assert main(["train", "cartpole", "--labels", "6", "--steps", "50000", "--max-minutes", "0.00001",
+                 "--run-dir", str(run), "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_at_max_minutes"] and summary["timesteps"] < 50000
+    assert summary["eval_episodes"] == 10 and (run / "policy.zip").exists()
+    assert json.loads((run / "config.json").read_text())["max_minutes"] == 0.00001
 
 
 @pytest.mark.slow

@@ -8,6 +8,11 @@ For each env and seed: one ``prefrl train`` run, then fresh clips rolled out fro
 - Spearman and Pearson correlation of learned and true clip returns.
 
     python experiments/reward_fidelity.py --envs pong breakout --labels 1000 --steps 100000
+    python experiments/reward_fidelity.py --envs pong ALE/MsPacman-v5 --device cuda --workers 4 \
+        --set fit_async=true reward_epochs=4 vector_env=true vector_threads=4
+
+``--set`` replaces preset fields of every run (as ``prefrl train --set``). Each row also gives the
+validation accuracy of the saved ensemble on its own held-out labels, and the labels it was fit on.
 
 Prints a markdown table, a row per env and seed (also ``fidelity.md`` in ``--out``). Each run and
 its scores are one job of ``harness.run_all``, cached by the code version and this script's
@@ -29,6 +34,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from prefrl import TrainConfig, train
 from prefrl.clips import ClipRecorder
 from prefrl.compare import pair_accuracy, ranks
+from prefrl.config import parse_overrides
 from prefrl.learned_reward import LearnedRewardVecEnv
 from prefrl.presets import preset_for
 from prefrl.run_dir import RunDir
@@ -60,10 +66,12 @@ def fidelity(run: Run, run_dir: str) -> dict:
     start = time.time()
     run_dir = Path(run_dir) / "train"
     train(TrainConfig(run.env, labels=run.settings["labels"], steps=run.settings["steps"], seed=run.seed,
-                      run_dir=str(run_dir), device="cpu", reward_dropout=run.settings["reward_dropout"],
-                      progress_bar=False))
+                      run_dir=str(run_dir), device=run.settings.get("device", "cpu"),
+                      reward_dropout=run.settings["reward_dropout"], progress_bar=False,
+                      overrides=dict(run.settings.get("overrides", {}))))
     train_seconds = time.time() - start
     trained = RunDir(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
     reward = trained.reward(pessimism=0.0)
     clip_length = preset_for(spec.name, spec.atari).clip_length
     checkpoints = trained.checkpoints()
@@ -82,12 +90,19 @@ def fidelity(run: Run, run_dir: str) -> dict:
         "env": spec.name, "labels": run.settings["labels"], "steps": run.settings["steps"], "seed": run.seed,
         "reward_dropout": reward.model.config.dropout,
         "n_clips": len(true), "clips_by_policy": {p: source.count(p) for p in policies},
-        "pair_accuracy": round(accuracy, 4), "n_pairs": n_pairs,
+        "pair_accuracy": None if accuracy is None else round(accuracy, 4), "n_pairs": n_pairs,
         "spearman_clip": round(float(np.corrcoef(ranks(learned), ranks(true))[0, 1]), 4),
         "pearson_clip": round(float(np.corrcoef(learned, true)[0, 1]), 4),
+        "rm_val_accuracy": summary.get("rm_val_accuracy"), "rm_labels": summary.get("rm_labels"),
+        "overrides": run.settings.get("overrides", {}), "device": run.settings.get("device", "cpu"),
+        "final_true_return": summary.get("true_return_mean"),
         "true_return_values": {str(v): int((true == v).sum()) for v in np.unique(true)},
         "train_seconds": round(train_seconds, 1), "total_seconds": round(time.time() - start, 1),
     }
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def main() -> None:
@@ -96,17 +111,26 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--clips-per-policy", type=int, default=200)
     p.add_argument("--reward-dropout", type=float, default=None, help="Atari reward CNN dropout (default: the preset's)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda: where PPO and the reward model run")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="preset fields of every run, e.g. fit_async=true reward_epochs=4")
     args = p.parse_args()
     settings = {"labels": args.labels, "steps": args.steps, "reward_dropout": args.reward_dropout,
                 "clips_per_policy": args.clips_per_policy}
+    if args.device != "cpu":  # keys only where given, so the rows made before these options stay cached
+        settings["device"] = args.device
+    if args.overrides:
+        settings["overrides"] = parse_overrides(args.overrides)
     # One run at a time takes every core (the reward CNN refits on the one the envs leave idle).
     runs = grid(args.envs, args.seeds, {"fidelity": settings}, threads=None if args.workers == 1 else 1)
     results = run_all(runs, args.out, args.workers, job=fidelity, version=partial(code_version, held_out_clips,
                                                                                     fidelity))
     table = markdown_table(["game", "seed", "pair accuracy (pairs)", "Spearman, clips", "Pearson, clips",
-                            "wall time, all in"],
-                           [[r["env"], r["seed"], f"**{r['pair_accuracy']:.3f}** ({r['n_pairs']:,})",
-                             f"{r['spearman_clip']:.3f}", f"{r['pearson_clip']:.3f}", f"{r['total_seconds'] / 60:.1f} min"]
+                            "validation accuracy (labels)", "wall time, all in"],
+                           [[r["env"], r["seed"], f"**{_num(r['pair_accuracy'])}** ({r['n_pairs']:,})",
+                             f"{r['spearman_clip']:.3f}", f"{r['pearson_clip']:.3f}",
+                             f"{_num(r.get('rm_val_accuracy'))} ({r.get('rm_labels')})",
+                             f"{r['total_seconds'] / 60:.1f} min"]
                             for r in results])
     (Path(args.out) / "fidelity.json").write_text(json.dumps(results, indent=2))
     (Path(args.out) / "fidelity.md").write_text(table)

@@ -46,6 +46,9 @@ SCORE_MASKS: dict[str, tuple[Rect, ...]] = {
     "Qbert": ((0, 15, 0, 160),),  # score
     "Seaquest": ((0, 19, 0, 160),),  # score
     "SpaceInvaders": ((0, 20, 0, 160),),  # both players' scores
+    # The score is under the maze (rows 187-193); the default top band would hide the maze's top
+    # corridor and its pellets instead, and leave the score in view.
+    "MsPacman": ((185, 196, 0, 160),),
 }
 DEFAULT_SCORE_MASK: tuple[Rect, ...] = ((0, 21, 0, 160),)
 

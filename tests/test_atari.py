@@ -177,3 +177,17 @@ def test_human_feedback_on_atari_shows_people_the_colour_screen_stored_compactly
             assert (frames[:, top:bottom, left:right] == 0).all()  # the score blanked, as for the agent
     sizes = sqlite3.connect(run / "store.sqlite").execute("SELECT length(frames) FROM clips WHERE frames IS NOT NULL")
     assert max(n for (n,) in sizes) < 25 * 210 * 160 * 3 / 20  # compressed over 20x
+
+
+def test_ms_pacman_hides_the_score_under_the_maze_and_shows_the_top_corridor():
+    env = make_env("ALE/MsPacman-v5", render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    for _ in range(8):
+        obs, *_ = env.step(0)
+    raw = env.unwrapped.ale.getScreenRGB()
+    assert raw[187:194].any()  # the score's digits, unmasked
+    assert not env.render()[187:194].any()  # hidden from a person labeling
+    blank = mask_frame(np.ones((84, 84), np.uint8), SCORE_MASKS["MsPacman"]) == 0
+    assert not obs[:, blank].any() and blank[76].all()  # and from the agent (row 76 of 84: raw row 190)
+    assert obs[-1, :8].any()  # the maze's top corridor, pellets and all, stays in view
+    env.close()

@@ -2,7 +2,8 @@
 
 Loads the labeled comparisons of a finished run's store and trains a fresh ensemble on them epoch by
 epoch, for several recipes (learning rate, batch size, initial L2, dropout), recording the held-out
-accuracy (the run's own 1/e split) after each epoch. Two label sets: the first ``--initial`` labels
+accuracy (the run's own 1/e split) after each epoch, printed as ``epoch:validation/training`` (a gap
+between the two is overfitting; both low, underfitting). Two label sets: the first ``--initial`` labels
 (the random-policy clips asked before RL) and all of them. On a CPU the cost of a recipe is its
 epochs (frames through the CNN), not its batch size, so the curves are per epoch.
 
@@ -82,10 +83,11 @@ def main() -> None:
                 # Validation on the held-out labels of the whole run, so both label sets are scored alike.
                 stats = trainer.train(batch.subset(train_idx), batch.subset(val_all))
                 if epoch in REPORT or epoch == args.epochs:
-                    curve[epoch] = round(stats.val_accuracy, 3)
+                    curve[epoch] = (round(stats.val_accuracy, 3), round(stats.train_accuracy, 3))
             results[f"{data} | {name}"] = curve
             print(f"{data:>7} ({len(train_idx)} train, {len(val_all)} val) | {name:<26} | "
-                  + " ".join(f"{e}:{a:.3f}" for e, a in curve.items()) + f" | {time.time() - start:.0f}s", flush=True)
+                  + " ".join(f"{e}:{v:.3f}/{t:.3f}" for e, (v, t) in curve.items()) + f" | {time.time() - start:.0f}s",
+                  flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

@@ -32,6 +32,8 @@ RECIPES = {
     "l2 init 1e-5": {"l2_init": 1e-5},
     "dropout 0.2": {"dropout": 0.2},
     "no dropout": {"dropout": 0.0},
+    "no dropout, shift 4": {"dropout": 0.0, "augment_shift": 4},
+    "dropout 0.5, shift 4": {"augment_shift": 4},
 }
 REPORT = (1, 2, 3, 5, 8, 12, 20, 30, 40, 60)
 
@@ -52,6 +54,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--initial", type=int, default=500)
     parser.add_argument("--recipes", nargs="*", default=list(RECIPES))
+    parser.add_argument("--sets", nargs="*", default=["initial", "all"], choices=["initial", "all"],
+                        help="label sets to train on: the first --initial labels, all of them, or both")
     parser.add_argument("--max-labels", type=int, default=0, help="use only the first N labels (a smoke test)")
     parser.add_argument("--out", default=None, help="write the curves here as JSON")
     args = parser.parse_args()
@@ -65,7 +69,7 @@ def main() -> None:
     order = np.argsort(ids)
     val_all = torch.as_tensor(np.flatnonzero(is_validation(ids)), device=device)
     results = {}
-    for data in ("initial", "all"):
+    for data in args.sets:
         keep = np.zeros(len(ids), bool)
         keep[order[:args.initial] if data == "initial" else order] = True
         train_idx = torch.as_tensor(np.flatnonzero(keep & ~is_validation(ids)), device=device)

@@ -103,7 +103,8 @@ def make_stages(config: TrainConfig, preset: Preset, run: RunDir, store: Prefere
                               min_updates=preset.reward_updates,
                               refresh_feature_stats=preset.reward_feature_stats == "every",
                               warm_start=preset.reward_warm_start, batch_size=preset.reward_batch,
-                              stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed)
+                              stats_sample=4096 if preset.reward_arch == "cnn" else 0, seed=config.seed,
+                              augment_shift=preset.reward_augment)
     picks_with = LearnedReward(trainer.model, *space) if in_worker else reward
     return Stages(
         reward=reward,

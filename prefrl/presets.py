@@ -55,6 +55,8 @@ class Preset:
         reward_target_accuracy: stop a fit once the members' training accuracy reaches this (PEBBLE:
             0.97, up to 200 epochs); None runs ``reward_epochs`` every time.
         reward_dropout: dropout after each convolution of the ``cnn`` reward model.
+        reward_augment: ``cnn`` only: train on clips shifted by up to this many pixels (see
+            ``EnsembleTrainer(augment_shift=...)``); 0: off.
         random_steps: env steps of the random policy whose clips the initial labels are asked on
             (None: 10 × initial labels × clip length).
         explore_fraction: for this share of the run, a state-novelty bonus (see
@@ -110,6 +112,7 @@ class Preset:
     reward_noise: float = 0.1
     fit_delay: int = 4096
     reward_dropout: float = 0.5
+    reward_augment: int = 0
     random_steps: int | None = None
     fit_async: bool = False
     fit_yield: bool = False

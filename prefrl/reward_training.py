@@ -198,12 +198,17 @@ class EnsembleTrainer:
             call from fresh weights, a fresh optimizer and the initial L2 strengths, with the input
             standardization measured on that call's clips.
         seed: seeds the bootstrap resamples and the fresh weights.
+        augment_shift: for frames, shift each training clip by a random whole number of pixels up to
+            this far in each direction (edges repeated), the same shift on every frame of the clip
+            (RAD's and DrQ's random shift, used for preference learning from pixels by SURF); a model
+            with few labels then cannot fit them by where things sit on the screen. 0: off. Only
+            gradient steps see shifted clips; validation and the reward PPO gets do not.
     """
 
     def __init__(self, model: RewardEnsemble, *, noise: float = 0.1, lr: float = 1e-3, epochs: int = 8,
                  target_accuracy: float | None = None, min_updates: int = 0, batch_size: int = 64,
                  stats_sample: int = 0, l2_init: float = 1e-3, refresh_feature_stats: bool = False,
-                 warm_start: bool = True, seed: int = 0):
+                 warm_start: bool = True, seed: int = 0, augment_shift: int = 0):
         if target_accuracy is not None and not 0.0 < target_accuracy <= 1.0:
             raise ValueError(f"EnsembleTrainer: target_accuracy must be in (0, 1] or None, got {target_accuracy}")
         self.model = model
@@ -216,6 +221,7 @@ class EnsembleTrainer:
         self.lr = lr
         self.l2_init = l2_init
         self.warm_start = warm_start
+        self.augment_shift = augment_shift
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.l2 = torch.full((model.config.n_members,), l2_init, device=model.out_mean.device)
         self.rng = np.random.default_rng(seed)
@@ -323,7 +329,10 @@ class EnsembleTrainer:
         Bradley–Terry or Plackett–Luce loss plus the member's L2 term). Returns each member's fit
         loss (M,), and how many of its decided comparisons it ordered as labeled before the step,
         of how many (M,) each."""
-        returns = self._returns(batch.group(idx))
+        x = batch.group(idx)
+        if self.augment_shift and len(self.model.in_shape) == 3:
+            x = self._shifted(x)
+        returns = self._returns(x)
         fit = self._per_member(returns, batch, idx)
         loss = fit.sum() + (self.l2 * self.model.l2()).sum()
         self.optimizer.zero_grad(set_to_none=True)
@@ -331,6 +340,19 @@ class EnsembleTrainer:
         self.optimizer.step()
         right, total = batch.member_agreement(returns.detach(), idx)
         return fit.detach(), right, total
+
+    def _shifted(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips of frames (..., L, C, H, W), each moved by its own random (dy, dx) in
+        [-augment_shift, augment_shift], the edge rows and columns repeated into the gap."""
+        height, width = x.shape[-2:]
+        clips = x.reshape(-1, x.shape[-4] * x.shape[-3], height, width)
+        dy, dx = self.rng.integers(-self.augment_shift, self.augment_shift + 1, size=(2, len(clips)))
+        out = torch.empty_like(clips)
+        for n, clip in enumerate(clips):
+            rows = torch.arange(height, device=x.device).add_(int(dy[n])).clamp_(0, height - 1)
+            cols = torch.arange(width, device=x.device).add_(int(dx[n])).clamp_(0, width - 1)
+            out[n] = clip[:, rows][:, :, cols]
+        return out.reshape(x.shape)
 
     @torch.no_grad()
     def _member_returns(self, batch: Batch) -> torch.Tensor:

@@ -251,3 +251,29 @@ def test_a_cold_refit_starts_from_fresh_weights_l2_and_input_statistics():
     np.testing.assert_allclose(model.feature_mean.numpy(), torch.cat([shifted.left, shifted.right]).reshape(-1, 2)
                                .mean(0).numpy(), atol=1e-4)
     assert stats.train_accuracy > 0.8  # it learned the shifted data from scratch
+
+
+def test_shift_augmentation_moves_each_clip_as_a_whole_and_only_in_gradient_steps(monkeypatch):
+    config = RewardModelConfig(n_features=2 * 44 * 44, use_action=False, arch="cnn", obs_shape=(2, 44, 44))
+    trainer = EnsembleTrainer(RewardEnsemble(config), batch_size=4, seed=0, augment_shift=3)
+    x = torch.zeros(3, 4, 2, 5, 2, 44, 44, dtype=torch.uint8)  # (M, b, K, L, C, H, W)
+    x[..., 20, 20] = 255
+    moved = trainer._shifted(x)
+    assert moved.shape == x.shape and moved.dtype == x.dtype
+    where = moved.reshape(-1, 5 * 2, 44, 44).nonzero()  # (clip, frame, row, col) of each bright pixel
+    offsets = set()
+    for n in range(3 * 4 * 2):
+        at = where[where[:, 0] == n][:, 1:]
+        assert len(at) == 10 and (at[:, 1:] == at[0, 1:]).all()  # one pixel a frame, the same place in all
+        offsets.add(tuple((20 - at[0, 1:]).tolist()))
+    assert len(offsets) > 3  # clips move differently
+    assert all(abs(dy) <= 3 and abs(dx) <= 3 for dy, dx in offsets)
+
+    seen = []
+    monkeypatch.setattr(trainer, "_returns", lambda clips: seen.append(clips) or torch.zeros(3, *clips.shape[-6:-4], requires_grad=True))
+    batch = _frame_batch(8)
+    trainer._member_returns(batch)  # scoring (validation, PPO's reward): frames as they are
+    assert torch.equal(torch.cat(seen), batch.group(slice(0, 8)))
+    trainer.step(batch, torch.arange(4).expand(3, -1))  # a gradient step: shifted
+    assert seen[-1].shape == batch.group(torch.arange(4).expand(3, -1)).shape
+    assert not torch.equal(seen[-1], batch.group(torch.arange(4).expand(3, -1)))

@@ -80,13 +80,13 @@ class TrainConfig:
         return self.device
 
     def preset(self) -> Preset:
-        """The env's preset with ``overrides`` applied."""
+        """The env's preset (Atari's GPU fields on a CUDA device) with ``overrides`` applied."""
         spec = resolve(self.env)
-        return replace(preset_for(spec.name, spec.atari), **self.overrides)
+        return replace(preset_for(spec.name, spec.atari, self.resolved_device()), **self.overrides)
 
     def validate(self) -> None:
         """Raise :class:`PrefrlError` naming the first bad value and what to do."""
-        base = preset_for(resolve(self.env).name, resolve(self.env).atari)
+        base = preset_for(resolve(self.env).name, resolve(self.env).atari, self.resolved_device())
         known = {f.name for f in fields(Preset)}
         for key, value in self.overrides.items():
             if key not in known:

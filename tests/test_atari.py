@@ -191,3 +191,16 @@ def test_ms_pacman_hides_the_score_under_the_maze_and_shows_the_top_corridor():
     assert not obs[:, blank].any() and blank[76].all()  # and from the agent (row 76 of 84: raw row 190)
     assert obs[-1, :8].any()  # the maze's top corridor, pellets and all, stays in view
     env.close()
+
+
+def test_on_a_gpu_atari_takes_the_measured_gpu_fields_and_set_still_wins():
+    from prefrl import TrainConfig
+    from prefrl.presets import ATARI_GPU, ATARI_PRESET, preset_for
+
+    assert preset_for("pong", atari=True) == ATARI_PRESET  # a CPU run is as before
+    gpu = preset_for("pong", atari=True, device="cuda:0")
+    assert {k: getattr(gpu, k) for k in ATARI_GPU} == ATARI_GPU and gpu.vector_env and gpu.fit_async
+    assert gpu.clip_length == ATARI_PRESET.clip_length and gpu.ppo == ATARI_PRESET.ppo  # the rest is Atari's
+    assert preset_for("cartpole", device="cuda") == preset_for("cartpole")  # classic control: no change
+    chosen = TrainConfig("pong", device="cuda", overrides={"n_envs": 8, "fit_async": False}).preset()
+    assert chosen.n_envs == 8 and not chosen.fit_async and chosen.vector_env

@@ -121,6 +121,9 @@ def _envs() -> None:
     p = preset_for("pong", atari=True)
     print(f"Atari, score masked ({p.timesteps} steps, {p.labels} labels, {p.clip_length}-step clips): "
           f"{', '.join(ATARI_SUITE)} and any ALE/<Game>-v5 id")
+    from .presets import ATARI_GPU
+
+    print("Atari on a CUDA device also sets " + ", ".join(f"{k}={v}" for k, v in ATARI_GPU.items()).lower())
 
 
 def _label(args) -> int:

@@ -197,6 +197,18 @@ def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, run_dir: Path, ba
     return written
 
 
+def _resumed(rows: list[dict]) -> list[dict]:
+    """The rows of a run's ``metrics.csv`` as its final history: a resumed run appends from its last
+    checkpoint, so the rows a killed run logged past that step are dropped where steps go back."""
+    kept: list[dict] = []
+    for row in rows:
+        step = int(row["timesteps"])
+        while kept and int(kept[-1]["timesteps"]) >= step:
+            kept.pop()
+        kept.append(row)
+    return kept
+
+
 def learning_curves(run_dir: str | Path, baseline: str | Path | None, path: str | Path) -> Path:
     """One figure: the true score against env steps of a run and (if given) of its true-reward
     baseline, from their ``metrics.csv``; the labels the run had at each step on a second axis, so
@@ -212,7 +224,7 @@ def learning_curves(run_dir: str | Path, baseline: str | Path | None, path: str 
         if directory is None or not RunDir(directory).metrics_path.exists():
             continue
         with RunDir(directory).metrics_path.open() as f:
-            rows = list(csv.DictReader(f))
+            rows = _resumed(list(csv.DictReader(f)))
         scored = [r for r in rows if r["true_episode_return"]]
         ax.plot([int(r["timesteps"]) for r in scored], [float(r["true_episode_return"]) for r in scored], label=name)
         counted = [r for r in rows if r.get("labels")]

@@ -46,3 +46,11 @@ def test_compare_a_tiny_run_writes_the_figures(tmp_path):
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
     ok, frame = capture.read()
     assert ok and frame.shape[0] >= 400 and frame[:52].mean() < frame[60:].mean()  # the dark caption band
+
+
+def test_a_resumed_runs_curve_drops_the_rows_the_killed_run_logged_past_its_checkpoint():
+    from prefrl.compare import _resumed
+
+    rows = [{"timesteps": str(t)} for t in (100, 200, 300, 400, 500, 300, 400, 600)]  # resumed from 250
+    assert [int(r["timesteps"]) for r in _resumed(rows)] == [100, 200, 300, 400, 600]
+    assert _resumed(rows)[2] is rows[5]  # the resumed run's row, not the killed run's

@@ -65,13 +65,12 @@ def fidelity(run: Run, run_dir: str) -> dict:
     spec = resolve(run.env)
     start = time.time()
     run_dir = Path(run_dir) / "train"
-    train(TrainConfig(run.env, labels=run.settings["labels"], steps=run.settings["steps"], seed=run.seed,
-                      run_dir=str(run_dir), device=run.settings.get("device", "cpu"),
-                      reward_dropout=run.settings["reward_dropout"], progress_bar=False,
-                      overrides=dict(run.settings.get("overrides", {}))))
+    summary = train(TrainConfig(run.env, labels=run.settings["labels"], steps=run.settings["steps"], seed=run.seed,
+                                run_dir=str(run_dir), device=run.settings.get("device", "cpu"),
+                                reward_dropout=run.settings["reward_dropout"], progress_bar=False,
+                                overrides=dict(run.settings.get("overrides", {}))))
     train_seconds = time.time() - start
     trained = RunDir(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text())
     reward = trained.reward(pessimism=0.0)
     clip_length = preset_for(spec.name, spec.atari).clip_length
     checkpoints = trained.checkpoints()

@@ -198,8 +198,9 @@ def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, run_dir: Path, ba
 
 
 def _resumed(rows: list[dict]) -> list[dict]:
-    """The rows of a run's ``metrics.csv`` as its final history: a resumed run appends from its last
-    checkpoint, so the rows a killed run logged past that step are dropped where steps go back."""
+    """The rows of a run's ``metrics.csv`` as its final history. A resumed run now drops the rows the
+    killed run logged past its last checkpoint (``MetricsLog(resumed_from=)``); a file written before
+    that holds both, and here the earlier ones are dropped wherever steps go back."""
     kept: list[dict] = []
     for row in rows:
         step = int(row["timesteps"])

@@ -27,19 +27,27 @@ class MetricsLog:
         f"{key}_{when}" for when in ("before", "after")
         for key in ("pair_accuracy", "decided_pairs", "clip_corr", "step_corr", "reward_mean", "reward_std")]
 
-    def __init__(self, path: Path, start: float, every: int = 0, append: bool = False, learned: bool = True):
+    def __init__(self, path: Path, start: float, every: int = 0, append: bool = False, learned: bool = True,
+                 resumed_from: int | None = None):
+        """``append``: a resumed run goes on in the file it has, with its columns; the rows the killed
+        run logged after ``resumed_from`` (its last checkpoint's step) are dropped, so the file stays
+        one history with steps that only go up."""
         self._every = every
         self._last = -every
         fresh = not (append and path.exists())
         self._fields = self.FIELDS + ([f"rollout_{k}" if k in ("true_reward", "learned_reward") else k
                                        for k in self.ROLLOUT] if learned else [])
-        if not fresh:  # a resumed run goes on with the columns its file already has
+        kept: list[dict] = []
+        if not fresh:
             with path.open(newline="") as f:
-                self._fields = next(csv.reader(f), self._fields)
-        self._file = path.open("w" if fresh else "a", newline="")
+                reader = csv.DictReader(f)
+                self._fields = list(reader.fieldnames or self._fields)
+                kept = [r for r in reader if resumed_from is None or int(r["timesteps"]) <= resumed_from]
+        self._file = path.open("w", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=self._fields, extrasaction="ignore")
-        if fresh:
-            self._writer.writeheader()
+        self._writer.writeheader()
+        self._writer.writerows(kept)
+        self._file.flush()
         self._start = start
 
     def row(self, model, labels: int | None = None, learned: list[float] | None = None, stats=None,

@@ -69,7 +69,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     venv = envs(0, frames)
     metrics = MetricsLog(run.metrics_path, start, every=1000 if config.algo == "a2c" else 0, append=resume,
-                         learned=learned)
+                         learned=learned, resumed_from=done_steps if resume else None)
 
     # The learned reward and the loop's stages; the initial labels and the first fit before RL.
     stages = probe_venv = None

@@ -54,3 +54,21 @@ def test_a_resumed_runs_curve_drops_the_rows_the_killed_run_logged_past_its_chec
     rows = [{"timesteps": str(t)} for t in (100, 200, 300, 400, 500, 300, 400, 600)]  # resumed from 250
     assert [int(r["timesteps"]) for r in _resumed(rows)] == [100, 200, 300, 400, 600]
     assert _resumed(rows)[2] is rows[5]  # the resumed run's row, not the killed run's
+
+
+def test_a_resumed_run_drops_the_metrics_rows_logged_past_its_checkpoint(tmp_path):
+    import csv
+    from types import SimpleNamespace
+
+    from prefrl.metrics import MetricsLog
+
+    path = tmp_path / "metrics.csv"
+    log = MetricsLog(path, 0.0, learned=False)
+    for t in (100, 200, 300, 400):
+        log.row(SimpleNamespace(num_timesteps=t, ep_info_buffer=[]))
+    log.close()
+    log = MetricsLog(path, 0.0, append=True, learned=False, resumed_from=200)  # killed at 400, resumed at 200
+    log.row(SimpleNamespace(num_timesteps=300, ep_info_buffer=[]))
+    log.close()
+    with path.open() as f:
+        assert [int(r["timesteps"]) for r in csv.DictReader(f)] == [100, 200, 300]

@@ -9,6 +9,7 @@
       policy.zip           the final policy
       summary.json         written last: a run with it is finished
       tb/                  TensorBoard logs
+      .lock                held (``flock``) by the process that trains into the directory
 
 Policies are read as tensors only, never unpickled (:meth:`RunDir.load_policy`).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,15 @@ if TYPE_CHECKING:
     from .reward_fn import LearnedReward
     from .reward_model import RewardEnsemble
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs on one directory are then not refused
+    fcntl = None
+
 __all__ = ["RunDir", "algo_class", "load_policy", "load_reward"]
+
+# The files whose presence says a directory already holds a run (of ``prefrl train`` or ``prefrl lm``).
+RUN_FILES = ("config.json", "store.sqlite", "summary.json", "policy.zip", "metrics.csv", "reward_model.pt")
 
 
 def algo_class(name: str):
@@ -53,9 +63,12 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, path: str | Path | None, name: str) -> RunDir:
-        """The run directory ``path`` (made if needed), or a fresh ``runs/<name>-<time>``; one clear
-        line if it cannot be written."""
+    def create(cls, path: str | Path | None, name: str, resume: bool = False) -> RunDir:
+        """Take the run directory ``path`` (made if needed), or a fresh ``runs/<name>-<time>``, for this
+        process: it is locked until :meth:`release` (or the process ends), so a second trainer on the
+        same directory is refused with one line naming the process that holds it. Without ``resume``,
+        a directory that already holds a run, of any kind, is refused too: a run never writes over
+        another's files. One clear line if it cannot be written."""
         path = Path(path) if path else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -63,7 +76,71 @@ class RunDir:
             (path / ".write-test").unlink()
         except OSError as exc:
             raise PrefrlError(f"cannot write to run directory {path} ({exc.strerror}): choose another --run-dir") from None
-        return cls(path)
+        run = cls(path)
+        run.claim()
+        if not resume:
+            held = [f for f in RUN_FILES if (path / f).exists()]
+            if held:
+                run.release()
+                raise PrefrlError(f"{path} already holds {run._describe()} ({', '.join(held)}): choose a new "
+                                  f"--run-dir{run._resume_hint()}")
+        return run
+
+    def claim(self) -> None:
+        """Lock the directory for this process (``flock`` on ``.lock``, which also holds the PID); one
+        clear line naming the PID if another process holds it."""
+        if fcntl is None or getattr(self, "_lock", None) is not None:
+            return
+        lock = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            pid = lock.read().strip()
+            lock.close()
+            who = f"process {pid}" if pid.isdigit() else "another process"
+            raise PrefrlError(f"{self.path} is in use by {who}, which is training into it: wait for it to end, "
+                              "or choose another --run-dir") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
+
+    def release(self) -> None:
+        """Unlock the directory (closing the lock file releases the ``flock``)."""
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            with suppress(OSError):
+                lock.truncate(0)
+            lock.close()
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def _describe(self) -> str:
+        try:
+            config = json.loads(self.config_path.read_text())
+        except (OSError, ValueError):
+            return "a run"
+        if not isinstance(config, dict):
+            return "a run"
+        if "method" in config and "reward" not in config:
+            return f"a `prefrl lm` run ({config['method']})"
+        reward = f" {config['reward']}-reward" if isinstance(config.get("reward"), str) else ""
+        return f"a{' finished' if self.finished else 'n unfinished'}{reward} `prefrl train` run"
+
+    def _resume_hint(self) -> str:
+        try:
+            config = json.loads(self.config_path.read_text())
+        except (OSError, ValueError):
+            return ""
+        if isinstance(config, dict) and "reward" in config and not self.finished:
+            return f", or continue it with `prefrl train --resume {self.path}`"
+        return ""
 
     def __str__(self) -> str:
         return str(self.path)

@@ -46,114 +46,113 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     device = config.resolved_device()
     learned = config.reward == "learned"
 
-    # The run directory: a learned-reward run never writes into another run's store.
-    run = RunDir.create(config.run_dir, f"{spec.name}-{config.reward}-s{config.seed}")
-    store = run.store(spec.name, create=not resume) if learned else None
-    if store is not None and store.num_clips() and not resume:
-        raise PrefrlError(f"{run} already holds a run ({store.num_labels()} labels): choose a new --run-dir "
-                          f"or continue it with --resume {run}")
-    checkpoint, done_steps = run.latest_checkpoint() if resume else (None, 0)
-    if not resume:
-        run.write_config(_config_record(config, spec, preset, labels, steps, device))
+    # The run directory, held by this process until the run ends; one that holds a run is refused.
+    with RunDir.create(config.run_dir, f"{spec.name}-{config.reward}-s{config.seed}", resume=resume) as run:
+        store = run.store(spec.name, create=not resume) if learned else None
+        checkpoint, done_steps = run.latest_checkpoint() if resume else (None, 0)
+        if not resume:
+            run.write_config(_config_record(config, spec, preset, labels, steps, device))
 
-    # Envs. People label Atari clips on the game's own screen in colour (score masked), recorded at
-    # every step and kept packed; classic-control clips are drawn from their stored states instead.
-    set_random_seed(config.seed)
-    n_envs, algo_kwargs = preset.algo(config.algo)
-    set_threads(device, spec.atari)
-    frames = config.feedback == "human" and spec.atari and learned
+        # Envs. People label Atari clips on the game's own screen in colour (score masked), recorded at
+        # every step and kept packed; classic-control clips are drawn from their stored states instead.
+        set_random_seed(config.seed)
+        n_envs, algo_kwargs = preset.algo(config.algo)
+        set_threads(device, spec.atari)
+        frames = config.feedback == "human" and spec.atari and learned
 
-    def envs(seed_offset: int, render: bool = False):
-        return make_venv(spec, n_envs, config.fixed_horizon, config.seed + seed_offset, render, preset.vector_env,
-                         preset.vector_threads)
+        def envs(seed_offset: int, render: bool = False):
+            return make_venv(spec, n_envs, config.fixed_horizon, config.seed + seed_offset, render, preset.vector_env,
+                             preset.vector_threads)
 
-    venv = envs(0, frames)
-    metrics = MetricsLog(run.metrics_path, start, every=1000 if config.algo == "a2c" else 0, append=resume,
-                         learned=learned, resumed_from=done_steps if resume else None)
+        venv = envs(0, frames)
+        metrics = MetricsLog(run.metrics_path, start, every=1000 if config.algo == "a2c" else 0, append=resume,
+                             learned=learned, resumed_from=done_steps if resume else None)
 
-    # The learned reward and the loop's stages; the initial labels and the first fit before RL.
-    stages = probe_venv = None
-    pretrain_seconds = 0.0
-    if learned:
-        venv = LearnedRewardVecEnv(venv, record_frames=frames)
-        reward = make_reward(config, preset, venv, device)
-        initial = config.initial_labels or min(labels, max(2, round(preset.initial_fraction * labels)))
-        stages = make_stages(config, preset, run, store, reward, n_envs, labels - initial)
-        pretrain_start = time.time()
-        if resume and store.num_labels() >= 2:
-            resume_reward(stages, run)
+        # The learned reward and the loop's stages; the initial labels and the first fit before RL.
+        stages = probe_venv = None
+        pretrain_seconds = 0.0
+        if learned:
+            venv = LearnedRewardVecEnv(venv, record_frames=frames)
+            reward = make_reward(config, preset, venv, device)
+            initial = config.initial_labels or min(labels, max(2, round(preset.initial_fraction * labels)))
+            stages = make_stages(config, preset, run, store, reward, n_envs, labels - initial)
+            pretrain_start = time.time()
+            if resume and store.num_labels() >= 2:
+                resume_reward(stages, run)
+            else:
+                pretrain(stages, envs(1, frames), initial, preset.random_steps or 10 * initial * preset.clip_length,
+                         frames=frames)
+            pretrain_seconds = time.time() - pretrain_start
+            schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps,
+                                     labels_until=max(1, round(preset.labels_until * steps)))
+            probe_venv = envs(2) if preset.greedy_steps else None
+            callback = make_callback(
+                stages, venv, schedule, preset, steps, device, probe_venv,
+                on_update=lambda cb: metrics.row(cb.model, stages.data.n, cb.learned_episode_returns,
+                                                 stages.fitter.last_stats, cb.rollout))
         else:
-            pretrain(stages, envs(1, frames), initial, preset.random_steps or 10 * initial * preset.clip_length,
-                     frames=frames)
-        pretrain_seconds = time.time() - pretrain_start
-        schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps,
-                                 labels_until=max(1, round(preset.labels_until * steps)))
-        probe_venv = envs(2) if preset.greedy_steps else None
-        callback = make_callback(stages, venv, schedule, preset, steps, device, probe_venv,
-                                 on_update=lambda cb: metrics.row(cb.model, stages.data.n, cb.learned_episode_returns,
-                                                                  stages.fitter.last_stats, cb.rollout))
-    else:
-        callback = EachRollout(metrics.row)
-    # Five policy checkpoints over the run, for comparing learned and true reward along the way.
-    checkpoints = CheckpointCallback(max(1, steps // (5 * n_envs)), str(run.checkpoint_dir), "policy")
+            callback = EachRollout(metrics.row)
+        # Five policy checkpoints over the run, for comparing learned and true reward along the way.
+        checkpoints = CheckpointCallback(max(1, steps // (5 * n_envs)), str(run.checkpoint_dir), "policy")
 
-    callbacks = [callback, checkpoints]
-    if config.max_minutes is not None:
-        callbacks.append(Deadline(start + 60 * config.max_minutes))
+        callbacks = [callback, checkpoints]
+        if config.max_minutes is not None:
+            callbacks.append(Deadline(start + 60 * config.max_minutes))
 
-    # RL.
-    agent = algo_class(config.algo)("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed,
-                                    device=device, verbose=0, tensorboard_log=str(run.tensorboard_dir), **algo_kwargs)
-    resumed_from = 0
-    if checkpoint is not None:
-        set_parameters(agent, checkpoint, device)
-        agent.num_timesteps = resumed_from = done_steps
-    learn_start = time.time()
-    agent.learn(max(0, steps - resumed_from), callback=callbacks, progress_bar=config.progress_bar,
-                tb_log_name=config.algo, reset_num_timesteps=not resume)
-    learn_seconds = time.time() - learn_start
-    final_fit_start = time.time()
-    if stages is not None:
-        stages.fitter.close()  # every label is in the saved ensemble
-    final_fit_seconds = time.time() - final_fit_start
-    metrics.close()
-    if probe_venv is not None:
-        probe_venv.close()
-    agent.save(run.policy_path)
+        # RL.
+        agent = algo_class(config.algo)("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed,
+                                        device=device, verbose=0, tensorboard_log=str(run.tensorboard_dir),
+                                        **algo_kwargs)
+        resumed_from = 0
+        if checkpoint is not None:
+            set_parameters(agent, checkpoint, device)
+            agent.num_timesteps = resumed_from = done_steps
+        learn_start = time.time()
+        agent.learn(max(0, steps - resumed_from), callback=callbacks, progress_bar=config.progress_bar,
+                    tb_log_name=config.algo, reset_num_timesteps=not resume)
+        learn_seconds = time.time() - learn_start
+        final_fit_start = time.time()
+        if stages is not None:
+            stages.fitter.close()  # every label is in the saved ensemble
+        final_fit_seconds = time.time() - final_fit_start
+        metrics.close()
+        if probe_venv is not None:
+            probe_venv.close()
+        agent.save(run.policy_path)
 
-    # Evaluation on the plain env (termination visible, as the game scores it).
-    eval_env = Monitor(make_env(spec.name, fixed_horizon=False))
-    eval_env.reset(seed=config.seed + 10_000)
-    returns, _ = evaluate_policy(agent, eval_env, n_eval_episodes=preset.eval_episodes, deterministic=True,
-                                 return_episode_rewards=True)
-    summary = {
-        "env": spec.name,
-        "gym_id": spec.gym_id,
-        "seed": config.seed,
-        "reward": config.reward,
-        "algo": config.algo,
-        "overrides": config.overrides,
-        "fixed_horizon": config.fixed_horizon,
-        "timesteps": int(agent.num_timesteps),
-        "true_return_mean": float(np.mean(returns)),
-        "true_return_std": float(np.std(returns)),
-        "eval_episodes": len(returns),
-        "wall_seconds": round(time.time() - start, 1),
-        "learn_seconds": round(learn_seconds, 1),
-        "steps_per_second": round((agent.num_timesteps - resumed_from) / max(learn_seconds, 1e-9), 1),
-        "device": device,
-        "resumed_from_step": resumed_from if resume else None,
-        "stopped_at_max_minutes": config.max_minutes is not None and agent.num_timesteps < steps,
-        "run_dir": str(run),
-        **_loop_summary(config, stages, callback if learned else None, pretrain_seconds, final_fit_seconds, store),
-    }
-    run.write_summary(summary)
-    venv.close()
-    if stages is not None and stages.querier.store is not store:
-        stages.querier.store.close()  # the connection the fitter's worker asked through
-    if store is not None:
-        store.close()
-    return summary
+        # Evaluation on the plain env (termination visible, as the game scores it).
+        eval_env = Monitor(make_env(spec.name, fixed_horizon=False))
+        eval_env.reset(seed=config.seed + 10_000)
+        returns, _ = evaluate_policy(agent, eval_env, n_eval_episodes=preset.eval_episodes, deterministic=True,
+                                     return_episode_rewards=True)
+        summary = {
+            "env": spec.name,
+            "gym_id": spec.gym_id,
+            "seed": config.seed,
+            "reward": config.reward,
+            "algo": config.algo,
+            "overrides": config.overrides,
+            "fixed_horizon": config.fixed_horizon,
+            "timesteps": int(agent.num_timesteps),
+            "true_return_mean": float(np.mean(returns)),
+            "true_return_std": float(np.std(returns)),
+            "eval_episodes": len(returns),
+            "wall_seconds": round(time.time() - start, 1),
+            "learn_seconds": round(learn_seconds, 1),
+            "steps_per_second": round((agent.num_timesteps - resumed_from) / max(learn_seconds, 1e-9), 1),
+            "device": device,
+            "resumed_from_step": resumed_from if resume else None,
+            "stopped_at_max_minutes": config.max_minutes is not None and agent.num_timesteps < steps,
+            "run_dir": str(run),
+            **_loop_summary(config, stages, callback if learned else None, pretrain_seconds, final_fit_seconds, store),
+        }
+        run.write_summary(summary)
+        venv.close()
+        if stages is not None and stages.querier.store is not store:
+            stages.querier.store.close()  # the connection the fitter's worker asked through
+        if store is not None:
+            store.close()
+        return summary
 
 
 class Deadline(BaseCallback):

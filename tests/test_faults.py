@@ -67,9 +67,68 @@ def test_a_corrupt_store_is_refused_and_left_as_it_was(tmp_path, capsys):
     run.mkdir()
     garbage = np.random.default_rng(0).bytes(5000)
     (run / "store.sqlite").write_bytes(garbage)
-    _one_line_error(capsys, ["train", "cartpole", "--run-dir", str(run)], "is not a readable prefrl store")
+    _one_line_error(capsys, ["train", "cartpole", "--run-dir", str(run)], "already holds a run (store.sqlite)")
     _one_line_error(capsys, ["label", str(run)], "is not a readable prefrl store")
     assert (run / "store.sqlite").read_bytes() == garbage
+
+
+def _files(run: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(run)): f.read_bytes() for f in sorted(run.rglob("*")) if f.is_file() and f.name != ".lock"}
+
+
+def test_a_second_trainer_on_a_run_directory_in_use_is_refused_naming_the_holder(tmp_path, capsys):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from prefrl.run_dir import RunDir; "
+                               f"r = RunDir.create({str(run)!r}, 'x'); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for argv in (["train", "cartpole", "--run-dir", str(run)],
+                     ["train", "cartpole", "--reward", "true", "--run-dir", str(run)],
+                     ["train", "--resume", str(run)], ["lm", "--run-dir", str(run)]):
+            if argv[1] == "--resume":
+                (run / "config.json").write_text(json.dumps({"env": "cartpole", "reward": "learned"}))
+            before = _files(run)
+            _one_line_error(capsys, argv, f"is in use by process {holder.pid}, which is training into it")
+            assert _files(run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # the lock dies with its holder: a killed run can be resumed at once
+    from prefrl.run_dir import RunDir
+
+    with RunDir.create(run, "x", resume=True):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["learned", "true", "lm"])
+def test_a_run_directory_holding_a_run_is_refused_for_every_kind_of_run(tmp_path, capsys, kind):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {"method": "dpo", "seed": 0} if kind == "lm" else {"env": "cartpole", "reward": kind}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "summary.json").write_text("{}")
+    (run / "policy.zip").write_bytes(b"not touched")
+    before = _files(run)
+    for argv in (["train", "cartpole", "--run-dir", str(run)],
+                 ["train", "cartpole", "--reward", "true", "--run-dir", str(run)],
+                 ["lm", "--method", "dpo", "--run-dir", str(run)]):
+        _one_line_error(capsys, argv, f"{run} already holds a")
+        assert _files(run) == before
+    capsys.readouterr()
+    main(["train", "cartpole", "--reward", "true", "--run-dir", str(run)])
+    err = capsys.readouterr().err
+    assert ("`prefrl lm` run (dpo)" if kind == "lm" else f"finished {kind}-reward `prefrl train` run") in err
+    assert "--resume" not in err  # a finished run has nothing to resume
+
+
+def test_an_unfinished_run_is_refused_with_the_resume_command(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"env": "cartpole", "reward": "learned"}))
+    _one_line_error(capsys, ["train", "cartpole", "--reward", "true", "--run-dir", str(run)],
+                    f"an unfinished learned-reward `prefrl train` run (config.json): choose a new --run-dir, or "
+                    f"continue it with `prefrl train --resume {run}`")
 
 
 def test_resume_refuses_clips_of_another_shape_and_keeps_them(tmp_path, capsys):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import PrefrlError
+from ..run_dir import RunDir
 from .data import TopicTask, read_jsonl, write_jsonl
 from .methods import (TOKENIZER, PPOSettings, RewardModel, clone, completion_logprobs, direct, fit_reward_model,
                       generated_logprobs, ppo, sft)
@@ -129,11 +130,12 @@ def run_lm(config: LMRun) -> dict:
     """Run the language-model path; returns the summary (also written to ``summary.json``)."""
     config.validate()
     start = time.time()
-    run_dir = Path(config.run_dir or f"runs/lm-{config.method}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PrefrlError(f"cannot write to run directory {run_dir} ({exc.strerror}): choose another --run-dir") from None
+    # The run directory, held by this process until the run ends; one that holds a run is refused.
+    with RunDir.create(config.run_dir, f"lm-{config.method}-s{config.seed}") as run:
+        return _run_lm(config, run.path, start)
+
+
+def _run_lm(config: LMRun, run_dir: Path, start: float) -> dict:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -92,13 +93,35 @@ def resolve(name: str) -> EnvSpec:
         if name in gym.registry:
             return _atari_spec(name, name.removeprefix("ALE/").split("-")[0])
     if name in gym.registry:
-        gym_spec = gym.registry[name]
-        horizon = gym_spec.max_episode_steps or 1000
-        return EnvSpec(name, name, horizon, True)
+        return _generic_spec(name)
     raise UnknownEnvError(
         f"unknown env {name!r}: use one of {', '.join(known)} (see `prefrl envs`), an ALE/<Game>-v5 id "
         "or a registered gymnasium id"
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _generic_spec(name: str) -> EnvSpec:
+    """A registered gymnasium id outside the suite, made once to check what it gives: the agent and
+    the reward model take Box (arrays, images) or Discrete observations and Box or Discrete actions."""
+    try:
+        env = gym.make(name)
+    except Exception as exc:  # a missing extra (mujoco, box2d), a bad entry point: any failure of gym.make
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UnknownEnvError(f"cannot make env {name!r} ({type(exc).__name__}: {first}): install what it needs "
+                              "or choose another env") from None
+    try:
+        spaces = {"observations": (env.observation_space, (gym.spaces.Box, gym.spaces.Discrete)),
+                  "actions": (env.action_space, (gym.spaces.Box, gym.spaces.Discrete))}
+        for what, (space, allowed) in spaces.items():
+            if not isinstance(space, allowed):
+                raise PrefrlError(
+                    f"env {name!r} has {type(space).__name__} {what} ({space}): prefrl trains on Box or Discrete "
+                    f"{what}; wrap the env (e.g. gymnasium.wrappers.FlattenObservation) and register the wrapped id")
+    finally:
+        env.close()
+    horizon = gym.registry[name].max_episode_steps or 1000
+    return EnvSpec(name, name, horizon, True)
 
 
 def make_env(name: str, *, fixed_horizon: bool = True, render_mode: str | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -14,7 +15,27 @@ from .presets import Preset, preset_for
 from .queries import QUERY_STRATEGIES
 from .teachers import make_teacher
 
-__all__ = ["TrainConfig", "parse_overrides"]
+__all__ = ["TrainConfig", "check_record", "parse_overrides"]
+
+# Seeds go to numpy (below 2**32), with offsets added for the other envs and the evaluation.
+MAX_SEED = 2**31 - 1
+
+# The numeric preset fields' allowed ranges for --set: (least, most, in words); None: no bound.
+_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    **{k: (1, None, "a whole number ≥ 1") for k in (
+        "n_envs", "timesteps", "clip_length", "label_batch", "candidate_steps", "reward_batch", "reward_epochs",
+        "reward_hidden", "random_steps", "eval_episodes", "a2c_envs")},
+    **{k: (0, None, "a whole number ≥ 0") for k in (
+        "greedy_steps", "reward_updates", "fit_delay", "reward_augment", "check_clips", "vector_threads")},
+    "labels": (2, None, "at least 2"),
+    "initial_fraction": (0, 1, "in [0, 1]"),
+    "explore_fraction": (0, 1, "in [0, 1]"),
+    "t0_fraction": (1e-9, None, "a positive number"),
+    "reward_std": (1e-9, None, "a positive number"),
+    "reward_noise": (0, 0.999, "in [0, 1)"),
+    "reward_dropout": (0, 0.999, "in [0, 1)"),
+    "reward_target_accuracy": (1e-9, 1, "in (0, 1]"),
+}
 
 
 @dataclass
@@ -96,9 +117,15 @@ class TrainConfig:
             ok = (isinstance(value, bool) if isinstance(default, bool) else
                   number if isinstance(default, (int, float)) else
                   isinstance(value, type(default)) if default is not None else value is None or number)
+            if ok and isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+                ok = False  # a count takes a whole number
             if not ok:
                 raise PrefrlError(f"--set {key}={json.dumps(value)}: expected a value like the preset's "
                                   f"{json.dumps(default)}")
+            if number:
+                low, high, what = _RANGES.get(key, (None, None, ""))
+                if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+                    raise PrefrlError(f"--set {key}={value}: must be {what or 'a finite number'}")
         if not 0.0 < self.preset().labels_until <= 1.0:
             raise PrefrlError(f"--set labels_until={self.preset().labels_until}: must be in (0, 1], the share of "
                               "the run by which every label has been asked")
@@ -117,8 +144,10 @@ class TrainConfig:
         if self.rank_size > 4 and self.feedback == "human":
             raise PrefrlError(f"--rank-size {self.rank_size} is too many clips for the labeling window: with "
                               "--feedback human use 2 (pairs), 3 or 4")
-        if self.pessimism < 0:
-            raise PrefrlError(f"--pessimism {self.pessimism} must be ≥ 0 (0: the ensemble mean)")
+        if not (math.isfinite(self.pessimism) and self.pessimism >= 0):
+            raise PrefrlError(f"--pessimism {self.pessimism} must be a finite number ≥ 0 (0: the ensemble mean)")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise PrefrlError(f"--seed {self.seed} must be in 0..{MAX_SEED}")
         if self.algo not in ("ppo", "a2c"):
             raise PrefrlError(f"--algo {self.algo!r} is not known: use ppo or a2c")
         if self.reward_dropout is not None and not 0.0 <= self.reward_dropout < 1.0:
@@ -131,14 +160,44 @@ class TrainConfig:
             raise PrefrlError(f"--initial-labels {self.initial_labels} must be at least 2 and at most the label budget")
         if self.steps is not None and self.steps < 1:
             raise PrefrlError(f"--steps {self.steps} must be a positive number of env steps")
-        if self.max_minutes is not None and not self.max_minutes > 0:
+        if self.max_minutes is not None and not (self.max_minutes > 0 and math.isfinite(self.max_minutes)):
             raise PrefrlError(f"--max-minutes {self.max_minutes} must be a positive number of minutes")
+        preset = self.preset()
+        labels, steps = self.labels or preset.labels, self.steps or preset.timesteps
+        initial = self.initial_labels or min(labels, max(2, round(preset.initial_fraction * labels)))
+        clips = steps // preset.clip_length  # the clips RL's rollouts yield, all envs together
+        if self.reward == "learned" and labels - initial > clips:
+            raise PrefrlError(f"--labels {labels}: {labels - initial} of them would be asked during RL, but "
+                              f"{steps} steps yield only {clips} clips of {preset.clip_length} steps: ask at most "
+                              f"{initial + clips} labels, or give more --steps")
         if self.query not in QUERY_STRATEGIES:
             raise PrefrlError(f"--query {self.query!r} is not known: use one of {', '.join(QUERY_STRATEGIES)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise PrefrlError(f"--device {self.device!r} is not known: use auto, cpu or cuda")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise PrefrlError(f"--device {self.device} asked for CUDA, but torch sees no GPU: use --device auto or cpu")
+
+
+_KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str, "bool": bool,
+                                               "dict[str, Any]": dict}
+
+
+def check_record(record: Any, source: Any) -> None:
+    """Check a run's saved ``config.json`` (``record``, read from ``source``): a JSON object naming the
+    env, each of :class:`TrainConfig`'s fields it holds of that field's type. One clear line if not."""
+    if not isinstance(record, dict) or not isinstance(record.get("env"), str):
+        raise PrefrlError(f"{source} is not a prefrl run's config (a JSON object naming its env): it was damaged or "
+                          "written by hand; restore it from a backup")
+    for f in fields(TrainConfig):
+        if f.name not in record:
+            continue
+        value = record[f.name]
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        if not any(value is None if k == "None" else
+                   isinstance(value, _KINDS[k]) and not (k in ("int", "float") and isinstance(value, bool))
+                   for k in kinds):
+            raise PrefrlError(f"{source}: {f.name} is {json.dumps(value)}, not of type {f.type}: it was damaged or "
+                              "written by hand; restore it from a backup")
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

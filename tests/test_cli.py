@@ -78,7 +78,7 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["train", "cartpole", "--labels", "10", "--initial-labels", "11"], "at most the label budget"),
         (["train", "cartpole", "--feedback", "crowd"], "--feedback 'crowd' is not known"),
         (["train", "cartpole", "--teacher", "noisy:beta=-1"], "--teacher: teacher beta=-1.0 is out of range"),
-        (["train", "cartpole", "--pessimism", "-1"], "--pessimism -1.0 must be ≥ 0"),
+        (["train", "cartpole", "--pessimism", "-1"], "--pessimism -1.0 must be a finite number ≥ 0"),
         (["train", "cartpole", "--rank-size", "1"], "--rank-size 1 must be at least 2"),
         (["train", "cartpole", "--max-minutes", "0"], "--max-minutes 0.0 must be a positive number"),
         (["train", "cartpole", "--rank-size", "5", "--feedback", "human"], "--rank-size 5 is too many clips"),
@@ -100,6 +100,8 @@ def test_foreign_and_newer_stores_are_refused(tmp_path):
     foreign.mkdir()
     sqlite3.connect(foreign / "store.sqlite").execute("CREATE TABLE mine (x)")
     result = _run(["train", "cartpole", "--run-dir", str(foreign)])
+    assert result.returncode == 2 and "already holds a run (store.sqlite)" in result.stderr
+    result = _run(["ratings", str(foreign)])
     assert result.returncode == 2 and "is not a prefrl store" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -110,7 +112,7 @@ def test_foreign_and_newer_stores_are_refused(tmp_path):
     db.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
     db.commit()
     db.close()
-    result = _run(["train", "cartpole", "--run-dir", str(newer)])
+    result = _run(["ratings", str(newer)])
     assert result.returncode == 2 and f"schema 7, newer than this prefrl's {SCHEMA_VERSION}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

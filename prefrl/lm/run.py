@@ -10,6 +10,7 @@ model.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,9 +77,16 @@ class LMRun:
         if self.kl_estimator not in ("k1", "k3"):
             raise PrefrlError(f"--kl-estimator {self.kl_estimator!r} is not known: use k1 or k3")
         for name in ("beta", "kl_coef", "ptx_coef"):
-            if getattr(self, name) < 0 or (name == "beta" and self.beta == 0):
-                raise PrefrlError(f"--{name.replace('_', '-')} {getattr(self, name)} must be "
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (name == "beta" and value == 0):
+                raise PrefrlError(f"--{name.replace('_', '-')} {value} must be a finite number "
                                   f"{'> 0' if name == 'beta' else '≥ 0'}")
+        if self.ppo_iterations < 1:
+            raise PrefrlError(f"--ppo-iterations {self.ppo_iterations} must be at least 1")
+        if self.epochs is not None and self.epochs < 1:
+            raise PrefrlError(f"--epochs {self.epochs} must be at least 1 pass over the preferences")
+        if not 0 <= self.seed <= 2**31 - 1:
+            raise PrefrlError(f"--seed {self.seed} must be in 0..{2**31 - 1}")
         for name in ("sft_data", "pair_data", "kto_data"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
@@ -130,12 +138,15 @@ def run_lm(config: LMRun) -> dict:
     """Run the language-model path; returns the summary (also written to ``summary.json``)."""
     config.validate()
     start = time.time()
+    # The user's data files, read whole and checked before minutes of SFT.
+    given = {kind: _load(path, kind) for kind, path in (("sft", config.sft_data), ("pairs", config.pair_data),
+                                                        ("kto", config.kto_data)) if path is not None}
     # The run directory, held by this process until the run ends; one that holds a run is refused.
     with RunDir.create(config.run_dir, f"lm-{config.method}-s{config.seed}") as run:
-        return _run_lm(config, run.path, start)
+        return _run_lm(config, run.path, start, given)
 
 
-def _run_lm(config: LMRun, run_dir: Path, start: float) -> dict:
+def _run_lm(config: LMRun, run_dir: Path, start: float, given: dict[str, list[dict]]) -> dict:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -144,7 +155,7 @@ def _run_lm(config: LMRun, run_dir: Path, start: float) -> dict:
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     # 1. SFT
-    sft_rows = _load(config.sft_data, "sft") if config.sft_data else task.sft_data(config.sft_rows, rng)
+    sft_rows = given["sft"] if config.sft_data else task.sft_data(config.sft_rows, rng)
     write_jsonl(run_dir / "sft.jsonl", sft_rows)
     # Completions as long as the SFT data's, EOS included: a policy that ended sooner or ran longer
     # would be outside what the reward model was fitted on (and exploit it there).
@@ -166,7 +177,7 @@ def _run_lm(config: LMRun, run_dir: Path, start: float) -> dict:
     k = config.rank_size
     if config.method == "kto":
         if config.kto_data:
-            pref_rows = _load(config.kto_data, "kto")
+            pref_rows = given["kto"]
         else:
             prompts = draw_prompts(config.labels)
             completions = _sample(ref, prompts, generator, lengths)
@@ -176,7 +187,7 @@ def _run_lm(config: LMRun, run_dir: Path, start: float) -> dict:
                          for p, c, s in zip(prompts, completions, scores)]
         write_jsonl(run_dir / "kto.jsonl", pref_rows)
     elif config.pair_data:
-        pref_rows = _load(config.pair_data, "pairs")
+        pref_rows = given["pairs"]
     else:
         pref_rows = []
         while len(pref_rows) < config.labels:

@@ -80,10 +80,16 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
             max_steps: int = 5000) -> dict:
     """Write ``compare.json`` and PNGs (clip scatter, episode traces, learning curves) into
     ``RUN_DIR/compare/`` and return the figures."""
+    if episodes < 1:
+        raise PrefrlError(f"--episodes {episodes} must be at least 1")
     run = RunDir(run_dir)
-    reward = run.reward(pessimism=0.0)  # the ensemble mean: the reward model's own estimate
     config = run.config()
-    spec = resolve(config["env"])
+    spec = run.spec()
+    if baseline is not None and not RunDir(baseline).metrics_path.is_file():
+        raise PrefrlError(f"--baseline {baseline} holds no metrics.csv: give the directory of a `prefrl train "
+                          "--reward true` run")
+    out = run.writable("compare")  # before the rollouts, which take minutes
+    reward = run.reward(pessimism=0.0)  # the ensemble mean: the reward model's own estimate
     clip_length = preset_for(spec.name, spec.atari).clip_length
     episodes_out: list[Episode] = []
     transitions = []
@@ -113,8 +119,6 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
     for level, (a, b) in {"step": (step_l, step_t), "clip": (clip_l, clip_t), "episode": (ep_l, ep_t)}.items():
         result[f"pearson_{level}"], result[f"spearman_{level}"] = correlations(a, b)
     result["epic_distance"] = _epic(spec.name, reward, transitions) if keep else None
-    out = run.path / "compare"
-    out.mkdir(exist_ok=True)
     result["figures"] = _plots(out, episodes_out, clip_l, clip_t, run.path, Path(baseline) if baseline else None)
     (out / "compare.json").write_text(json.dumps(result, indent=2))
     (out / "report.md").write_text(_report(run, config, result))

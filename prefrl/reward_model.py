@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,7 +15,16 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from .errors import PrefrlError
+
 __all__ = ["RewardModelConfig", "RewardEnsemble", "step_features"]
+
+
+def _gist(exc: BaseException) -> str:
+    """An exception in a few words for a one-line message: its type and its first sentence."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text.split(". ")[0][:120]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def step_features(obs: np.ndarray, actions: np.ndarray, observation_space: spaces.Space,
@@ -280,7 +290,29 @@ class RewardEnsemble(nn.Module):
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> RewardEnsemble:
         """Load a saved ensemble; only tensors are read (``weights_only=True``), no code runs."""
         directory = Path(directory)
-        config = RewardModelConfig(**json.loads((directory / "reward_model.json").read_text()))
+        shape, weights = directory / "reward_model.json", directory / "reward_model.pt"
+        restore = "restore it from a backup, or train the run again"
+        try:
+            config = RewardModelConfig(**json.loads(shape.read_text()))
+        except FileNotFoundError:
+            raise PrefrlError(f"{directory} holds reward_model.pt but no reward_model.json: {restore}") from None
+        except (ValueError, TypeError) as exc:  # not JSON, not an object, unknown or bad fields
+            raise PrefrlError(f"{shape} is not a prefrl reward model's description ({_gist(exc)}): {restore}") from None
         model = cls(config)
-        model.load_state_dict(torch.load(directory / "reward_model.pt", map_location="cpu", weights_only=True))
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise PrefrlError(f"{directory} holds reward_model.json but no reward_model.pt: {restore}") from None
+        except pickle.UnpicklingError:
+            # weights_only refused an object that is not a tensor: a file that would run code if loaded.
+            raise PrefrlError(f"{weights} is not a prefrl reward model: it holds Python objects besides tensors, "
+                              "which could run code if loaded; do not load it, and take the run from its source "
+                              "again") from None
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            raise PrefrlError(f"{weights} is damaged ({_gist(exc)}): {restore}") from None
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            raise PrefrlError(f"{weights} does not fit {shape} ({_gist(exc)}): the two files come from different "
+                              f"runs; {restore}") from None
         return model.to(device)

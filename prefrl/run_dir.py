@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .config import check_record
 from .errors import PrefrlError
 from .store import PreferenceStore
 
@@ -50,10 +52,17 @@ def algo_class(name: str):
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write a file whole or not at all (a kill mid-write leaves the old one)."""
+    """Write a file whole or not at all: a kill or a full disk mid-write leaves the old one (and no
+    partial file beside it)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class RunDir:
@@ -191,9 +200,32 @@ class RunDir:
         if not self.config_path.is_file():
             raise PrefrlError(f"{self.path} holds no config.json: give the directory of a `prefrl train` run")
         try:
-            return json.loads(self.config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise PrefrlError(f"{self.config_path} is not valid JSON ({exc.msg})") from None
+            record = json.loads(self.config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PrefrlError(f"{self.config_path} is not valid JSON ({getattr(exc, 'msg', exc)}): it was damaged "
+                              "or written by hand; restore it from a backup") from None
+        check_record(record, self.config_path)
+        return record
+
+    def spec(self):
+        """The :class:`~prefrl.envs.EnvSpec` of the env the run trained on."""
+        from .envs import resolve
+
+        return resolve(self.config()["env"])
+
+    def writable(self, sub: str) -> Path:
+        """``RUN_DIR/sub``, made if needed, once a file can be written there; one clear line if not
+        (a read-only disk, say), before any work whose results would go there."""
+        out = self.path / sub
+        try:
+            out.mkdir(exist_ok=True)
+            probe = out / ".write-test"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise PrefrlError(f"cannot write to {out} ({exc.strerror}): copy the run directory somewhere writable "
+                              "and give that") from None
+        return out
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_atomic(self.summary_path, json.dumps(summary, indent=2))
@@ -277,7 +309,10 @@ class RunDir:
         algo_name = config.get("algo", "ppo")
         _, kwargs = replace(preset_for(spec.name, spec.atari), **config.get("overrides", {})).algo(algo_name)
         venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.get("fixed_horizon", True))])
-        algo = algo_class(algo_name)("CnnPolicy" if spec.atari else "MlpPolicy", venv, device=device, verbose=0, **kwargs)
+        with warnings.catch_warnings():  # one env here, so PPO's batch size does not divide its rollout: no matter
+            warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
+            algo = algo_class(algo_name)("CnnPolicy" if spec.atari else "MlpPolicy", venv, device=device, verbose=0,
+                                         **kwargs)
         set_parameters(algo, path or self.policy_path, device)
         return algo
 

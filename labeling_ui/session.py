@@ -9,12 +9,13 @@ does can be tested without a screen.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from prefrl.clips import Clip
-from prefrl.store import Comparison, PreferenceStore, Ranking
+from prefrl.store import Comparison, DamagedClipError, PreferenceStore, Ranking
 
 from .frames import clip_frames
 
@@ -64,6 +65,9 @@ class LabelingSession:
     history: list[Comparison | Ranking] = field(default_factory=list)  # queries answered, in order
     took: list[float] = field(default_factory=list)  # how long each answer in history took (s, monotonic clock)
     answers: list[str] = field(default_factory=list)  # each answer in history: left, right, equal, rank or skip
+    # queries passed over because a clip of theirs cannot be read back (damaged in the store), with why
+    damaged: list[tuple[Comparison | Ranking, DamagedClipError]] = field(default_factory=list)
+    on_damaged: Callable[[DamagedClipError], None] | None = None  # told of each, as it is passed over
 
     started: float = field(default_factory=time.time)
 
@@ -158,18 +162,34 @@ class LabelingSession:
             self._show(self.store.comparison(previous.id))
 
     def advance(self) -> None:
-        """Show the next waiting query (or a new one, see ``new_pairs``); None when there is none."""
-        query = self.store.claim(self.labeler) or self.store.claim_ranking(self.labeler)
-        if query is None and self.new_pairs:
-            group = self._new_group()
-            if group is not None:
-                if len(group) == 2:
-                    self.store.add_queries([group], source="ui")
-                    query = self.store.claim(self.labeler)
-                else:
-                    self.store.add_ranking_queries([group], source="ui")
-                    query = self.store.claim_ranking(self.labeler)
-        self._show(query)
+        """Show the next waiting query (or a new one, see ``new_pairs``); None when there is none.
+        A query whose clips cannot be read back is released, passed over for the rest of the session
+        and reported in :attr:`damaged` (its clip id and why); the next one is shown."""
+        while True:
+            query = self._claim()
+            if query is None and self.new_pairs:
+                group = self._new_group()
+                if group is not None:
+                    if len(group) == 2:
+                        self.store.add_queries([group], source="ui")
+                    else:
+                        self.store.add_ranking_queries([group], source="ui")
+                    query = self._claim()
+            try:
+                self._show(query)
+                return
+            except DamagedClipError as exc:
+                self._release_current()
+                self.damaged.append((self.current, exc))
+                self.current = None
+                if self.on_damaged is not None:
+                    self.on_damaged(exc)
+
+    def _claim(self) -> Comparison | Ranking | None:
+        """Claim the next waiting pair, else ranking, passing over those found damaged."""
+        pairs = {q.id for q, _ in self.damaged if isinstance(q, Comparison)}
+        rankings = {q.id for q, _ in self.damaged if isinstance(q, Ranking)}
+        return self.store.claim(self.labeler, exclude=pairs) or self.store.claim_ranking(self.labeler, exclude=rankings)
 
     def poll(self) -> None:
         """Look for a new query when none is on screen (a trainer may have added some)."""
@@ -213,7 +233,8 @@ class LabelingSession:
         self.frames = tuple(clip_frames(c, self.env) for c in self.clips)
 
     def _new_group(self) -> tuple[int, ...] | None:
-        ids = self.store.clip_ids()
+        broken = {exc.clip_id for _, exc in self.damaged}
+        ids = [i for i in self.store.clip_ids() if i not in broken]
         if len(ids) < self.rank_size:
             return None
         asked = {frozenset((c.left_id, c.right_id)) for c in self.store.comparisons()}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import signal
+import sqlite3
 import sys
 
 __all__ = ["main"]
@@ -147,7 +150,9 @@ def _label(args) -> int:
     previous = {}
     try:
         session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or run.finished,
-                                  rank_size=args.rank_size)
+                                  rank_size=args.rank_size,
+                                  on_damaged=lambda exc: print(f"prefrl label: passed over a query: {exc}",
+                                                               file=sys.stderr, flush=True))
         # the help screen first for a labeler new to this store
         first_time = not any(c.labeler == labeler for c in store.comparisons()) and not any(
             r.labeler == labeler for r in store.rankings())
@@ -169,6 +174,54 @@ def _label(args) -> int:
     return 0
 
 
+# What to do about each fault of the machine (not of the input), by errno.
+_FAULTS = {
+    errno.ENOSPC: "the disk is full: free space and run the command again (every label given is in the store)",
+    errno.EDQUOT: "the disk quota is used up: free space and run the command again (every label given is in the store)",
+    errno.EROFS: "the file system is read-only: copy the run directory somewhere writable and give that",
+    errno.EACCES: "permission denied: give a directory you can write to, or ask its owner",
+    errno.EPERM: "permission denied: give a directory you can write to, or ask its owner",
+    errno.EIO: "the disk failed to read or write: check it (dmesg) before going on",
+}
+
+
+def fault_line(exc: BaseException) -> str | None:
+    """One line for a fault of the machine (a full or read-only disk, a permission), said as what it is,
+    or None for anything else (a bug, which keeps its traceback)."""
+    if isinstance(exc, OSError) and exc.errno in _FAULTS:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or os.strerror(exc.errno)}; {_FAULTS[exc.errno]}"
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.Error):
+        if "disk is full" in text:
+            return f"the store could not be written ({exc}); {_FAULTS[errno.ENOSPC]}"
+        if "readonly" in text or "read-only" in text:
+            return f"the store could not be written ({exc}); {_FAULTS[errno.EROFS]}"
+        if "disk i/o error" in text:
+            return f"the store could not be read or written ({exc}); {_FAULTS[errno.EIO]}"
+    if isinstance(exc, RuntimeError) and "write" in text and "fail" in text:  # torch.save on a full disk
+        return f"a file could not be written ({str(exc).splitlines()[0][:100]}); {_FAULTS[errno.ENOSPC]}"
+    return None
+
+
+def _resume_alone(args) -> None:
+    """``--resume`` reads every setting from the run's config.json: refuse others given with it
+    (they were silently ignored), naming them. ``--no-progress`` only changes what is printed."""
+    from .errors import PrefrlError
+
+    parser = _parser()
+    train = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices["train"]
+    flags = {a.dest: a.option_strings[0] if a.option_strings else None for a in train._actions}
+    defaults = vars(parser.parse_args(["train"]))
+    given = [flags[k] or f"the env {v!r}" for k, v in vars(args).items()
+             if k not in ("command", "resume", "progress_bar", "overrides") and v != defaults[k]]
+    if args.overrides:
+        given.append("--set")
+    if given:
+        raise PrefrlError(f"--resume {args.resume} takes its settings from the run's config.json: drop "
+                          f"{', '.join(given)} (a resumed run goes on as it began)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .errors import PrefrlError
@@ -182,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             from .compare import compare
 
+            if args.video < 0:
+                raise PrefrlError(f"--video {args.video} must be a number of steps ≥ 1 (or 0, the default: no video)")
             result = compare(args.run_dir, episodes=args.episodes, baseline=args.baseline)
             if args.video:
                 from .compare import episode_video
@@ -211,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             args.overrides = parse_overrides(args.overrides)
         if args.resume:
+            _resume_alone(args)
             summary = resume(args.resume)
         elif args.env is None:
             raise PrefrlError("train needs an env (see `prefrl envs`), or --resume RUN_DIR to continue a run")
@@ -219,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     except PrefrlError as exc:
         print(f"prefrl: error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, RuntimeError, sqlite3.Error) as exc:
+        line = fault_line(exc)
+        if line is None:
+            raise
+        print(f"prefrl: error: {line}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("prefrl: interrupted; every label given so far is in the store", file=sys.stderr)
         return 130

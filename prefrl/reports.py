@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import PrefrlError
 from .ratings import bradley_terry_scores, elo, intransitive_triples, labeler_agreement
-from .run_dir import RunDir
+from .run_dir import RunDir, write_atomic
 from .stats import correlations
 from .store import PreferenceStore
 
@@ -26,17 +26,18 @@ def export(run_dir: str | Path, out: str | Path | None = None) -> dict:
     better), source, labeler, times in Unix seconds) and ``clips.jsonl`` (id, length, true return,
     timestep) into ``out`` (default: the run directory); a run with K-wise feedback also gets
     ``rankings.jsonl`` (clip ids as shown, ranking = positions best first)."""
-    out = Path(out or run_dir)
-    out.mkdir(parents=True, exist_ok=True)
     with _open(run_dir) as store:
         comparisons, clips, rankings = store.comparison_records(), store.clip_records(), store.ranking_records()
         env = store.env
+    out = Path(out or run_dir)
+    if out.exists() and not out.is_dir():
+        raise PrefrlError(f"--out {out} is a file: give a directory for comparisons.jsonl and clips.jsonl")
+    out.mkdir(parents=True, exist_ok=True)
     files = [("comparisons.jsonl", comparisons), ("clips.jsonl", clips)] + (
         [("rankings.jsonl", rankings)] if rankings else [])
-    for name, rows in files:
-        with (out / name).open("w") as f:
-            for row in rows:
-                f.write(json.dumps({**row, "env": env} if name == "clips.jsonl" else row) + "\n")
+    for name, rows in files:  # each whole or not at all: a full disk mid-write leaves the last export as it was
+        write_atomic(out / name, "".join(json.dumps({**row, "env": env} if name == "clips.jsonl" else row) + "\n"
+                                         for row in rows))
     return {"comparisons": len(comparisons), "clips": len(clips), "rankings": len(rankings), "out": str(out)}
 
 
@@ -76,5 +77,5 @@ def ratings(run_dir: str | Path) -> dict:
                   for i in sorted(ids, key=lambda i: -bt[i])],
         "triples": triples[:100],
     }
-    (Path(run_dir) / "ratings.json").write_text(json.dumps(result, indent=2))
+    write_atomic(Path(run_dir) / "ratings.json", json.dumps(result, indent=2))
     return {k: v for k, v in result.items() if k not in ("clips", "triples")}

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import time
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import numpy as np
 from .clips import Clip, unpack_frames
 from .errors import StoreError
 
-__all__ = ["SCHEMA_VERSION", "Comparison", "Ranking", "PreferenceStore"]
+__all__ = ["SCHEMA_VERSION", "Comparison", "DamagedClipError", "Ranking", "PreferenceStore"]
 
 # 2: comparisons.claimed_by/claimed_at, so several labelers never get the same pair;
 # 3: the rankings table (K-wise feedback);
@@ -82,6 +84,15 @@ def _pack(array: np.ndarray) -> bytes:
 
 def _unpack(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
+
+
+class DamagedClipError(StoreError):
+    """A clip's stored bytes cannot be read back; ``clip_id`` says which."""
+
+    def __init__(self, path: Path, clip_id: int, exc: BaseException):
+        self.clip_id = clip_id
+        super().__init__(f"{path}: clip {clip_id} is damaged ({type(exc).__name__}: {str(exc)[:80]}); the labels on "
+                         "other clips are intact: restore the store from a backup to use this one")
 
 
 @dataclass(frozen=True)
@@ -164,9 +175,21 @@ class PreferenceStore:
             # FULL: a label acknowledged to the user survives a power cut, not only a crash.
             self._db.execute("PRAGMA synchronous = FULL")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{self.path} is not a readable prefrl store ({exc}): move it away or choose another --run-dir"
-            ) from None
+            raise StoreError(self._unopened(exc)) from None
+
+    def _unopened(self, exc: sqlite3.DatabaseError) -> str:
+        """Why the store could not be opened, in one line: a read-only or full disk is said as such
+        (the store is fine), anything else is a file that is not a readable store."""
+        try:
+            fs = os.statvfs(self.path.parent)
+        except OSError:
+            fs = None
+        if fs is not None and fs.f_flag & os.ST_RDONLY:
+            return (f"{self.path} is on a read-only file system ({exc}), and a store is opened for writing: copy the "
+                    "run directory somewhere writable and give that")
+        if fs is not None and fs.f_bavail == 0:
+            return f"{self.path} cannot be opened: the disk is full ({exc}); free space and run the command again"
+        return f"{self.path} is not a readable prefrl store ({exc}): move it away or give another run directory"
 
     def _create(self, env: str | None) -> None:
         """Write the schema into an empty database; one transaction, so of two processes opening a
@@ -189,18 +212,23 @@ class PreferenceStore:
         meta = dict(self._db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
         if meta.get("app") != APP_ID:
             raise StoreError(
-                f"{self.path} is not a prefrl store (it has no prefrl metadata): move it away or choose another --run-dir"
+                f"{self.path} is not a prefrl store (it has no prefrl metadata): move it away or give another run directory"
             )
         version = int(meta.get("schema_version", "0"))
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has store schema {version}, newer than this prefrl's {SCHEMA_VERSION}: "
-                "upgrade prefrl or choose another --run-dir"
+                "upgrade prefrl or give another run directory"
             )
         if version < SCHEMA_VERSION:
             self._migrate(version)
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = [t for t in ("clips", "comparisons", "rankings") if t not in tables]
+        if missing:
+            raise StoreError(f"{self.path} has lost its {', '.join(missing)} table{'s' if len(missing) > 1 else ''}: "
+                             "the store is damaged and was left as it is; restore it from a backup")
         if env and meta.get("env") and meta["env"] != env:
-            raise StoreError(f"{self.path} holds clips of env {meta['env']!r}, not {env!r}: choose another --run-dir")
+            raise StoreError(f"{self.path} holds clips of env {meta['env']!r}, not {env!r}: give another run directory")
         self.env = meta.get("env") or env
 
     def _migrate(self, version: int) -> None:
@@ -272,8 +300,11 @@ class PreferenceStore:
         out = []
         for i in ids:
             row = rows[int(i)]
-            out.append(Clip(_unpack(row[1]), _unpack(row[2]), _unpack(row[3]),
-                            _unpack(row[5]) if frames and row[5] is not None else None, row[4], row[0]))
+            try:
+                out.append(Clip(_unpack(row[1]), _unpack(row[2]), _unpack(row[3]),
+                                _unpack(row[5]) if frames and row[5] is not None else None, row[4], row[0]))
+            except (zlib.error, ValueError, OSError, EOFError) as exc:  # bytes that do not inflate: a bad sector
+                raise DamagedClipError(self.path, int(i), exc) from None
         return out
 
     def clip_ids(self) -> list[int]:
@@ -309,14 +340,15 @@ class PreferenceStore:
                     (status, preference, labeler, now, int(comparison_id)),
                 )
 
-    def claim(self, labeler: str, ttl: float = 600.0) -> Comparison | None:
+    def claim(self, labeler: str, ttl: float = 600.0, exclude: Collection[int] = ()) -> Comparison | None:
         """Take the oldest pending comparison for ``labeler`` and return it (None if none is left).
 
         A comparison claimed by another labeler in the last ``ttl`` seconds is passed over, so
         several windows on one store are never shown the same pair; a claim older than that (its
         window crashed or was left open) lapses. The claim and the read are one transaction.
+        Comparisons with ids in ``exclude`` are passed over too (a window skips those it cannot show).
         """
-        found = self._claim("comparisons", labeler, ttl)
+        found = self._claim("comparisons", labeler, ttl, exclude)
         return None if found is None else self.comparison(found)
 
     def release(self, comparison_id: int, labeler: str) -> None:
@@ -327,12 +359,14 @@ class PreferenceStore:
         """Undo a label or a skip: the comparison is pending again, claimed by ``labeler``."""
         self._unlabel("comparisons", "preference", comparison_id, labeler)
 
-    def _claim(self, table: str, labeler: str, ttl: float) -> int | None:
+    def _claim(self, table: str, labeler: str, ttl: float, exclude: Collection[int] = ()) -> int | None:
         now = time.time()
+        skip = sorted(int(i) for i in exclude)
         with self._transaction():
             row = self._db.execute(
                 f"SELECT id FROM {table} WHERE status = 'pending' AND (claimed_by IS NULL OR claimed_by = ?"
-                " OR claimed_at < ?) ORDER BY id LIMIT 1", (labeler, now - ttl)).fetchone()
+                f" OR claimed_at < ?) AND id NOT IN ({','.join('?' * len(skip))}) ORDER BY id LIMIT 1",
+                (labeler, now - ttl, *skip)).fetchone()
             if row is None:
                 return None
             self._db.execute(f"UPDATE {table} SET claimed_by = ?, claimed_at = ? WHERE id = ?", (labeler, now, row[0]))
@@ -411,9 +445,9 @@ class PreferenceStore:
                     ("skipped" if order is None else "labeled",
                      None if order is None else json.dumps([int(i) for i in order]), labeler, now, int(ranking_id)))
 
-    def claim_ranking(self, labeler: str, ttl: float = 600.0) -> Ranking | None:
+    def claim_ranking(self, labeler: str, ttl: float = 600.0, exclude: Collection[int] = ()) -> Ranking | None:
         """Take the oldest pending ranking for ``labeler``, as :meth:`claim` takes a comparison."""
-        found = self._claim("rankings", labeler, ttl)
+        found = self._claim("rankings", labeler, ttl, exclude)
         return None if found is None else self.ranking(found)
 
     def release_ranking(self, ranking_id: int, labeler: str) -> None:

@@ -66,8 +66,13 @@ def read_jsonl(path: str | Path, kind: str) -> list[dict]:
     the line and the keys it needs."""
     keys = FORMATS[kind]
     rows = []
-    with Path(path).open() as f:
-        for n, line in enumerate(f, 1):
+    with Path(path).open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path} line {n} is not UTF-8 text (byte {exc.start + 1} of the line): save the "
+                                 "file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -82,6 +87,10 @@ def read_jsonl(path: str | Path, kind: str) -> list[dict]:
                 raise ValueError(f"{path} line {n}: 'completions' must list at least 2 completions, best first")
             if kind == "kto" and not isinstance(row["label"], bool):
                 raise ValueError(f"{path} line {n}: 'label' must be true (desirable) or false, got {row['label']!r}")
+            texts = ([row["prompt"], *row["completions"]] if kind == "rankings" else
+                     [row[k] for k in keys if k != "label"])
+            if not all(isinstance(t, str) for t in texts):
+                raise ValueError(f"{path} line {n}: prompts and completions must be text (JSON strings)")
             rows.append(row)
     if not rows:
         raise ValueError(f"{path} holds no {kind} rows: give one JSON object a line with {', '.join(keys)}")

@@ -25,7 +25,7 @@ from .epic import TRUE_REWARDS, epic_distance
 from .errors import PrefrlError
 from .presets import preset_for
 from .reward_fn import LearnedReward
-from .run_dir import RunDir
+from .run_dir import RunDir, write_atomic
 from .stats import correlations, pair_accuracy, ranks
 
 __all__ = ["Episode", "pair_accuracy", "ranks", "correlations", "compare"]
@@ -120,8 +120,8 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
         result[f"pearson_{level}"], result[f"spearman_{level}"] = correlations(a, b)
     result["epic_distance"] = _epic(spec.name, reward, transitions) if keep else None
     result["figures"] = _plots(out, episodes_out, clip_l, clip_t, run.path, Path(baseline) if baseline else None)
-    (out / "compare.json").write_text(json.dumps(result, indent=2))
-    (out / "report.md").write_text(_report(run, config, result))
+    write_atomic(out / "compare.json", json.dumps(result, indent=2))
+    write_atomic(out / "report.md", _report(run, config, result))
     return result
 
 

@@ -240,6 +240,19 @@ class RunDir:
             raise PrefrlError(f"{self.path} holds no store.sqlite: give the directory of a `prefrl train` run")
         return PreferenceStore(self.store_path, env=env, create=create)
 
+    def save_policy(self, agent, path: Path | None = None) -> Path:
+        """Save ``agent`` (SB3) as ``path`` (default ``policy.zip``) whole or not at all: written
+        beside it, then moved over it, so a kill mid-save leaves the previous file."""
+        path = Path(path or self.policy_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.stem + ".partial.zip")
+        try:
+            agent.save(partial)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return path
+
     def save_reward_model(self, model: RewardEnsemble) -> None:
         model.save(self.path)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
@@ -93,7 +93,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         else:
             callback = EachRollout(metrics.row)
         # Five policy checkpoints over the run, for comparing learned and true reward along the way.
-        checkpoints = CheckpointCallback(max(1, steps // (5 * n_envs)), str(run.checkpoint_dir), "policy")
+        checkpoints = Checkpoints(max(1, steps // (5 * n_envs)), run)
 
         callbacks = [callback, checkpoints]
         if config.max_minutes is not None:
@@ -118,7 +118,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         metrics.close()
         if probe_venv is not None:
             probe_venv.close()
-        agent.save(run.policy_path)
+        run.save_policy(agent)
 
         # Evaluation on the plain env (termination visible, as the game scores it).
         eval_env = Monitor(make_env(spec.name, fixed_horizon=False))
@@ -153,6 +153,20 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if store is not None:
             store.close()
         return summary
+
+
+class Checkpoints(BaseCallback):
+    """``checkpoints/policy_<steps>_steps.zip`` every ``every`` calls (as SB3's ``CheckpointCallback``
+    names them), each written whole: a kill mid-save leaves the checkpoint before it to resume from."""
+
+    def __init__(self, every: int, run: RunDir):
+        super().__init__()
+        self.every, self.run = every, run
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.every == 0:
+            self.run.save_policy(self.model, self.run.checkpoint_dir / f"policy_{self.num_timesteps}_steps.zip")
+        return True
 
 
 class Deadline(BaseCallback):

@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import shutil
+from pathlib import Path
 import sqlite3
 
 import pytest
@@ -232,3 +233,25 @@ def test_lm_data_files_are_checked_before_sft_naming_the_line(tmp_path, capsys, 
 ])
 def test_lm_numbers_are_checked_before_any_work(tmp_path, capsys, argv, message):
     _one_line(capsys, ["lm", "--run-dir", str(tmp_path / "lm"), *argv], message)
+
+
+def test_a_policy_is_saved_whole_or_not_at_all(tmp_path):
+    from prefrl.run_dir import RunDir
+
+    class Agent:
+        def __init__(self, data, fail=False):
+            self.data, self.fail = data, fail
+
+        def save(self, path):
+            Path(path).write_bytes(self.data[:2])
+            if self.fail:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            Path(path).write_bytes(self.data)
+
+    run = RunDir(tmp_path)
+    run.save_policy(Agent(b"first"))
+    with pytest.raises(OSError):
+        run.save_policy(Agent(b"second", fail=True))
+    assert run.policy_path.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["policy.zip"]
+    run.save_policy(Agent(b"third"), run.checkpoint_dir / "policy_64_steps.zip")
+    assert run.latest_checkpoint() == (run.checkpoint_dir / "policy_64_steps.zip", 64)

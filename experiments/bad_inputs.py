@@ -209,7 +209,7 @@ def _export_disk_full(run: Path, tmp: Path) -> dict:
 
 def _train_disk_full(run: Path, tmp: Path) -> dict:
     """``train`` into a file system that fills part-way: one line, and the store still opens."""
-    with _tmpfs(tmp / "small", "3m") as small:
+    with _tmpfs(tmp / "small", "700k") as small:
         result = subprocess.run([*PREFRL, "train", "cartpole", "--labels", "40", "--steps", "40000", "--no-progress",
                                  "--run-dir", str(small / "run")], env=ENV, capture_output=True, text=True, timeout=600)
         ok = _store_rows(small / "run" / "store.sqlite") is not None

@@ -199,8 +199,6 @@ def fault_line(exc: BaseException) -> str | None:
             return f"the store could not be written ({exc}); {_FAULTS[errno.EROFS]}"
         if "disk i/o error" in text:
             return f"the store could not be read or written ({exc}); {_FAULTS[errno.EIO]}"
-    if isinstance(exc, RuntimeError) and "write" in text and "fail" in text:  # torch.save on a full disk
-        return f"a file could not be written ({str(exc).splitlines()[0][:100]}); {_FAULTS[errno.ENOSPC]}"
     return None
 
 
@@ -275,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     except PrefrlError as exc:
         print(f"prefrl: error: {exc}", file=sys.stderr)
         return 2
-    except (OSError, RuntimeError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error) as exc:
         line = fault_line(exc)
         if line is None:
             raise

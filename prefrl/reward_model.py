@@ -3,10 +3,12 @@ are averaged into the learned reward."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import pickle
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -279,12 +281,22 @@ class RewardEnsemble(nn.Module):
     def save(self, directory: str | Path) -> None:
         """Write ``reward_model.pt`` (a plain state_dict) and ``reward_model.json`` (the config)."""
         directory = Path(directory)
-        # Each file is written beside its final name, then moved over it: a kill mid-save leaves the
-        # previous model whole.
-        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, directory / "reward_model.pt.tmp")
-        (directory / "reward_model.json.tmp").write_text(json.dumps(asdict(self.config), indent=2))
-        os.replace(directory / "reward_model.pt.tmp", directory / "reward_model.pt")
-        os.replace(directory / "reward_model.json.tmp", directory / "reward_model.json")
+        # Each file is written beside its final name, then moved over it: a kill or a full disk
+        # mid-save leaves the previous model whole (and no partial file beside it).
+        weights, shape = directory / "reward_model.pt.tmp", directory / "reward_model.json.tmp"
+        try:
+            torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, weights)
+            shape.write_text(json.dumps(asdict(self.config), indent=2))
+            os.replace(weights, directory / "reward_model.pt")
+            os.replace(shape, directory / "reward_model.json")
+        except RuntimeError:
+            # torch's zip writer reports a full disk as an internal error ("unexpected pos"): say what it is
+            if shutil.disk_usage(directory).free < 1 << 20:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(weights)) from None
+            raise
+        finally:
+            weights.unlink(missing_ok=True)
+            shape.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> RewardEnsemble:

@@ -189,7 +189,7 @@ def test_faults_of_the_machine_are_said_as_what_they_are():
     assert "the disk is full" in fault_line(sqlite3.OperationalError("database or disk is full"))
     assert "read-only" in fault_line(sqlite3.OperationalError("attempt to write a readonly database"))
     assert fault_line(OSError(errno.ENOENT, "No such file")) is None  # not a fault of the machine: a bug's traceback
-    assert fault_line(RuntimeError("shapes do not match")) is None
+    assert fault_line(sqlite3.OperationalError("no such column: x")) is None
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -255,3 +255,26 @@ def test_a_policy_is_saved_whole_or_not_at_all(tmp_path):
     assert run.policy_path.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["policy.zip"]
     run.save_policy(Agent(b"third"), run.checkpoint_dir / "policy_64_steps.zip")
     assert run.latest_checkpoint() == (run.checkpoint_dir / "policy_64_steps.zip", 64)
+
+
+def test_a_reward_model_save_on_a_full_disk_is_said_as_such_and_keeps_the_last_model(tmp_path, monkeypatch):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    from prefrl.reward_model import RewardEnsemble, RewardModelConfig
+
+    model = RewardEnsemble(RewardModelConfig(n_features=3))
+    model.save(tmp_path)
+    before = (tmp_path / "reward_model.pt").read_bytes()
+
+    def full(obj, path):  # what torch's zip writer raises when the disk fills under it
+        Path(path).write_bytes(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 7552 vs 7440")
+
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda p: namedtuple("u", "total used free")(1, 1, 0))
+    with pytest.raises(OSError) as raised:
+        model.save(tmp_path)
+    assert raised.value.errno == errno.ENOSPC and "the disk is full" in fault_line(raised.value)
+    assert (tmp_path / "reward_model.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reward_model.json", "reward_model.pt"]

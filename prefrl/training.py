@@ -48,10 +48,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
     # The run directory, held by this process until the run ends; one that holds a run is refused.
     with RunDir.create(config.run_dir, f"{spec.name}-{config.reward}-s{config.seed}", resume=resume) as run:
+        if not resume:  # first, so that a run killed from here on can be resumed
+            run.write_config(_config_record(config, spec, preset, labels, steps, device))
         store = run.store(spec.name, create=not resume) if learned else None
         checkpoint, done_steps = run.latest_checkpoint() if resume else (None, 0)
-        if not resume:
-            run.write_config(_config_record(config, spec, preset, labels, steps, device))
 
         # Envs. People label Atari clips on the game's own screen in colour (score masked), recorded at
         # every step and kept packed; classic-control clips are drawn from their stored states instead.

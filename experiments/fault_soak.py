@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from harness import Run, markdown_table, parser, run_all
 
-from prefrl.faults import burst_drill, check_store, kill_writer_drill, make_store
+from drills import burst_drill, check_store, kill_writer_drill, make_store
 
 
 def train_cmd(*args: str) -> list[str]:

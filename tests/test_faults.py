@@ -13,8 +13,10 @@ import pytest
 
 from prefrl.cli import main
 from prefrl.clips import Clip
-from prefrl.faults import burst_drill, check_store, kill_writer_drill, make_store
 from prefrl.store import PreferenceStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+from drills import burst_drill, check_store, kill_writer_drill, make_store  # noqa: E402
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ LAYERS = [
     # foundations: no preference loop in them
     "errors", "losses", "clips", "schedule", "presets", "epic", "exploration", "stats", "metrics", "wrappers",
     "ratings", "envs", "reward_model", "store", "teachers", "reward_training", "diagnostics", "learned_reward",
-    "faults",
     # the loop's stages, then the loop that calls them in order
     "queries", "reward_fn", "labeled_data", "feedback", "fitting", "loop",
     # one run

@@ -1,14 +1,14 @@
 """Fault drills for the store: a labeling writer that acknowledges each label only after its commit,
 killed with SIGKILL at random moments; and a burst of writers on one store.
 
-Used by ``tests/test_faults.py`` (short) and ``experiments/fault_soak.py`` (long). Run as a module,
-it is the writer process:
+Used by ``tests/test_faults.py`` (short) and ``experiments/fault_soak.py`` (long); not part of the
+installed package. Run as a script, it is the writer process:
 
-    python -m prefrl.faults writer STORE LABELER [RATE]
+    python experiments/drills.py writer STORE LABELER [RATE]
 
 which claims pending comparisons one at a time, labels each, and prints ``ack <id>`` after the commit
-returns (RATE labels per second at most; 0: as fast as it can); ``python -m prefrl.faults trainer
-STORE`` reads every label and asks new queries twice a second, as the trainer does.
+returns (RATE labels per second at most; 0: as fast as it can); ``python experiments/drills.py
+trainer STORE`` reads every label and asks new queries twice a second, as the trainer does.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .clips import Clip
-from .store import PreferenceStore
+from prefrl.clips import Clip
+from prefrl.store import PreferenceStore
 
 __all__ = ["make_store", "kill_writer_drill", "check_store", "burst_drill"]
 
@@ -65,7 +65,7 @@ def kill_writer_drill(path: str | Path, kills: int, seed: int = 0, max_wait: flo
         # never stalls the writer.
         log = Path(f"{path}.writer{k}.log")
         with log.open("w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "prefrl.faults", "writer", str(path), f"w{k}"], stdout=out)
+            proc = subprocess.Popen([sys.executable, __file__, "writer", str(path), f"w{k}"], stdout=out)
         while "ready" not in log.read_text() and proc.poll() is None:
             time.sleep(0.01)
         time.sleep(rng.uniform(0, max_wait))
@@ -92,7 +92,7 @@ def burst_drill(path: str | Path, seconds: float, rate: float = 100.0, ui_rate: 
     for role, name, r in roles:
         log = Path(f"{path}.{name}.log")
         with log.open("w") as out:
-            procs.append(subprocess.Popen([sys.executable, "-m", "prefrl.faults", role, str(path), name, str(r)],
+            procs.append(subprocess.Popen([sys.executable, __file__, role, str(path), name, str(r)],
                                           stdout=out, stderr=subprocess.STDOUT))
         logs.append(log)
     while not all(log.read_text().startswith("ready") for log in logs) and all(p.poll() is None for p in procs):
@@ -158,4 +158,4 @@ if __name__ == "__main__":
     elif len(sys.argv) >= 3 and sys.argv[1] == "trainer":
         _trainer(sys.argv[2])
     else:
-        sys.exit("usage: python -m prefrl.faults writer STORE LABELER [RATE] | trainer STORE")
+        sys.exit("usage: python experiments/drills.py writer STORE LABELER [RATE] | trainer STORE")

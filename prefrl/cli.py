@@ -13,8 +13,23 @@ import sys
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with each option's default in its help, and a usage error in one line (what was wrong
+    and where to look), as every other error of the command line is."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prefrl", description="Reinforcement learning from human preferences.")
+    from . import __version__
+
+    parser = _Parser(prog="prefrl", description="Reinforcement learning from human preferences.")
+    parser.add_argument("--version", action="version", version=f"prefrl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train PPO on a learned (or the true) reward",
@@ -45,12 +60,14 @@ def _parser() -> argparse.ArgumentParser:
                         "counts as one label)")
     t.add_argument("--pessimism", type=float, default=0.0,
                    help="PPO optimizes the ensemble mean less this many member stds (default 0: the mean)")
-    t.add_argument("--feedback", default="synthetic",
+    t.add_argument("--feedback", default="synthetic", choices=("synthetic", "human"),
                    help="synthetic (the oracle answers) or human (answer in `prefrl label RUN_DIR`)")
-    t.add_argument("--algo", default="ppo", help="ppo (rl-zoo's tuned PPO) or a2c (the paper's Atari learner)")
+    t.add_argument("--algo", default="ppo", choices=("ppo", "a2c"),
+                   help="ppo (rl-zoo's tuned PPO) or a2c (the paper's Atari learner)")
     t.add_argument("--reward-dropout", type=float, default=None,
                    help="dropout in the Atari reward CNN (default 0: learns faster at small budgets; the paper: 0.5)")
-    t.add_argument("--reward", default="learned", help="learned (from preferences) or true (baseline)")
+    t.add_argument("--reward", default="learned", choices=("learned", "true"),
+                   help="learned (from preferences) or true (baseline)")
     t.add_argument("--no-fixed-horizon", dest="fixed_horizon", action="store_false",
                    help="let episodes end on termination (leaks the reward; for comparison only)")
     t.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bar")
@@ -65,14 +82,16 @@ def _parser() -> argparse.ArgumentParser:
                                     "is a known rule (or on your own JSONL), offline, in minutes on a CPU. Prints the "
                                     "reward model's accuracy, the rule's score before and after, and the KL to the "
                                     "SFT model.")
-    lm.add_argument("--method", default="ppo", help="ppo (reward model + PPO with a KL penalty), dpo, ipo or kto")
+    lm.add_argument("--method", default="ppo", choices=("ppo", "dpo", "ipo", "kto"),
+                    help="ppo (reward model + PPO with a KL penalty), dpo, ipo or kto")
     lm.add_argument("--seed", type=int, default=0)
     lm.add_argument("--run-dir", default=None, help="run directory (default: runs/lm-<method>-s<seed>-<time>)")
     lm.add_argument("--labels", type=int, default=2000, help="preference labels (pairs, or rankings with --rank-size)")
     lm.add_argument("--rank-size", type=int, default=2, help="K > 2: the rule ranks K samples (Plackett-Luce; ppo only)")
     lm.add_argument("--beta", type=float, default=0.1, help="DPO's and KTO's beta, IPO's tau")
     lm.add_argument("--kl-coef", type=float, default=0.2, help="PPO's per-token KL penalty coefficient")
-    lm.add_argument("--kl-estimator", default="k1", help="k1 (log-ratio) or k3 (non-negative) per-token KL")
+    lm.add_argument("--kl-estimator", default="k1", choices=("k1", "k3"),
+                    help="k1 (log-ratio) or k3 (non-negative) per-token KL")
     lm.add_argument("--ptx-coef", type=float, default=0.0, help="PPO-ptx: weight of the SFT loss mixed into PPO")
     lm.add_argument("--ppo-iterations", type=int, default=150)
     lm.add_argument("--epochs", type=int, default=None,
@@ -221,7 +240,10 @@ def _resume_alone(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, 2), or --help / --version (0)
+        return exc.code if isinstance(exc.code, int) else 2
     from .errors import PrefrlError
 
     try:

@@ -267,7 +267,7 @@ def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: s
     reward = run.reward(pessimism=0.0)
     agent = _policies(run).get(policy) if policy != "random" else None
     if policy != "random" and agent is None:
-        raise PrefrlError(f"{run_dir} has no {policy} policy: use --video-policy final or random")
+        raise PrefrlError(f"{run_dir} has no {policy} policy: give policy='final' or 'random'")
     env = make_env(spec.name, fixed_horizon=config.get("fixed_horizon", True), render_mode="rgb_array")
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)

@@ -278,3 +278,13 @@ def test_a_reward_model_save_on_a_full_disk_is_said_as_such_and_keeps_the_last_m
     assert raised.value.errno == errno.ENOSPC and "the disk is full" in fault_line(raised.value)
     assert (tmp_path / "reward_model.pt").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reward_model.json", "reward_model.pt"]
+
+
+def test_a_usage_error_is_one_line_and_help_shows_defaults_and_choices(capsys):
+    assert main(["train", "cartpole", "--labels", "many"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid int value: 'many'" in err[0]
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "(default: disagreement)" in out and "{learned,true}" in out
+    assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("prefrl ")

@@ -157,7 +157,7 @@ def test_cli_defaults_match_the_config_and_bad_input_is_one_line(capsys, tmp_pat
     for key, value in args.items():
         if key != "command":
             assert getattr(defaults, key) == value, key
-    for argv, message in [(["lm", "--method", "sgd"], "--method 'sgd' is not known"),
+    for argv, message in [(["lm", "--method", "sgd"], "argument --method: invalid choice: 'sgd'"),
                           (["lm", "--method", "dpo", "--rank-size", "3"], "--rank-size 3: use 2"),
                           (["lm", "--pair-data", str(tmp_path / "none.jsonl")], "is not a file")]:
         assert main(argv) == 2

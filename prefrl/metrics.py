@@ -31,7 +31,7 @@ class MetricsLog:
                  resumed_from: int | None = None):
         """``append``: a resumed run goes on in the file it has, with its columns; the rows the killed
         run logged after ``resumed_from`` (its last checkpoint's step) are dropped, so the file stays
-        one history with steps that only go up."""
+        one history with steps that only go up, and ``wall_seconds`` goes on from the last row kept."""
         self._every = every
         self._last = -every
         fresh = not (append and path.exists())
@@ -48,7 +48,8 @@ class MetricsLog:
         self._writer.writeheader()
         self._writer.writerows(kept)
         self._file.flush()
-        self._start = start
+        # wall_seconds goes on from the last kept row: the run's time, the killed process's included
+        self._start = start - (float(kept[-1]["wall_seconds"]) if kept and kept[-1].get("wall_seconds") else 0.0)
 
     def row(self, model, labels: int | None = None, learned: list[float] | None = None, stats=None,
             rollout: dict[str, float] | None = None) -> None:

@@ -62,13 +62,19 @@ def test_a_resumed_run_drops_the_metrics_rows_logged_past_its_checkpoint(tmp_pat
 
     from prefrl.metrics import MetricsLog
 
+    import time
+
     path = tmp_path / "metrics.csv"
-    log = MetricsLog(path, 0.0, learned=False)
+    log = MetricsLog(path, time.time() - 1000, learned=False)  # the killed run began 1000 s ago
     for t in (100, 200, 300, 400):
         log.row(SimpleNamespace(num_timesteps=t, ep_info_buffer=[]))
     log.close()
-    log = MetricsLog(path, 0.0, append=True, learned=False, resumed_from=200)  # killed at 400, resumed at 200
+    # killed at 400, resumed from its checkpoint at 200 by a process that has just begun
+    log = MetricsLog(path, time.time(), append=True, learned=False, resumed_from=200)
     log.row(SimpleNamespace(num_timesteps=300, ep_info_buffer=[]))
     log.close()
     with path.open() as f:
-        assert [int(r["timesteps"]) for r in csv.DictReader(f)] == [100, 200, 300]
+        rows = list(csv.DictReader(f))
+    assert [int(r["timesteps"]) for r in rows] == [100, 200, 300]
+    seconds = [float(r["wall_seconds"]) for r in rows]
+    assert seconds == sorted(seconds) and seconds[-1] >= 1000  # the run's time goes on, not from 0

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ from ..errors import PrefrlError
 from .atari import ATARI_GAMES, ATARI_HORIZON, make_atari
 from .wrappers import FixedHorizon
 
-__all__ = ["SUITE", "ATARI_SUITE", "EnvSpec", "make_atari", "FixedHorizon", "UnknownEnvError", "resolve", "make_env"]
+__all__ = ["SUITE", "ATARI_SUITE", "EnvSpec", "make_atari", "FixedHorizon", "UnknownEnvError", "resolve", "make_env",
+           "registration", "register_recorded"]
 
 
 class UnknownEnvError(PrefrlError, ValueError):
@@ -92,6 +94,16 @@ def resolve(name: str) -> EnvSpec:
         gym.register_envs(ale_py)
         if name in gym.registry:
             return _atari_spec(name, name.removeprefix("ALE/").split("-")[0])
+    if ":" in name:  # gymnasium's "module:EnvId": import the module that registers the id
+        module, _, env_id = name.partition(":")
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise UnknownEnvError(f"env {name!r}: cannot import {module!r} ({type(exc).__name__}: {exc}): install it "
+                                  "or put it on PYTHONPATH") from None
+        if env_id not in gym.registry:
+            raise UnknownEnvError(f"env {name!r}: importing {module!r} registered no env {env_id!r}")
+        return _generic_spec(name)
     if name in gym.registry:
         return _generic_spec(name)
     raise UnknownEnvError(
@@ -120,8 +132,33 @@ def _generic_spec(name: str) -> EnvSpec:
                     f"{what}; wrap the env (e.g. gymnasium.wrappers.FlattenObservation) and register the wrapped id")
     finally:
         env.close()
-    horizon = gym.registry[name].max_episode_steps or 1000
+    horizon = gym.registry[name.partition(":")[2] or name].max_episode_steps or 1000
     return EnvSpec(name, name, horizon, True)
+
+
+def registration(name: str) -> dict | None:
+    """What a run records to build a registered gymnasium id outside the suite in a later process
+    (``prefrl compare``, ``label``, ``--resume``), where the module that registered it may not have
+    been imported: the id's entry point as ``module:attr``, its time limit and keyword arguments.
+    None for suite envs, ``module:EnvId`` names (which import their module themselves) and entry
+    points that cannot be named so."""
+    if name in SUITE or name in ATARI_SUITE or name.startswith("ALE/") or ":" in name or name not in gym.registry:
+        return None
+    spec = gym.registry[name]
+    entry = spec.entry_point
+    if callable(entry):
+        entry = f"{entry.__module__}:{entry.__qualname__}"
+    if not isinstance(entry, str) or "<" in entry:
+        return None
+    return {"id": name, "entry_point": entry, "max_episode_steps": spec.max_episode_steps,
+            "kwargs": dict(spec.kwargs)}
+
+
+def register_recorded(record: dict | None) -> None:
+    """Register an id from :func:`registration`'s record, unless something has registered it already."""
+    if record and record.get("id") and record["id"] not in gym.registry:
+        gym.register(record["id"], entry_point=record["entry_point"],
+                     max_episode_steps=record.get("max_episode_steps"), kwargs=record.get("kwargs") or {})
 
 
 def make_env(name: str, *, fixed_horizon: bool = True, render_mode: str | None = None,

@@ -164,6 +164,8 @@ def _label(args) -> int:
     from .labeling_ui.session import LabelingSession
 
     check_display()  # before a clip is drawn or a pair claimed
+    if run.config_path.exists():
+        run.config()  # registers an env id that a module of the user's registered when the run trained
     labeler = args.labeler or getpass.getuser() or "labeler"
     store = run.store()
     previous = {}

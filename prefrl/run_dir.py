@@ -209,6 +209,9 @@ class RunDir:
             raise PrefrlError(f"{self.config_path} is not valid JSON ({getattr(exc, 'msg', exc)}): it was damaged "
                               "or written by hand; restore it from a backup") from None
         check_record(record, self.config_path)
+        from .envs import register_recorded
+
+        register_recorded(record.get("env_registration"))  # an id the user's module registered in training
         return record
 
     def spec(self):

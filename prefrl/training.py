@@ -20,7 +20,7 @@ from stable_baselines3.common.utils import set_random_seed
 
 from .build import make_callback, make_reward, make_stages, make_venv, pretrain, resume_reward, set_threads
 from .config import TrainConfig
-from .envs import EnvSpec, make_env, resolve
+from .envs import EnvSpec, make_env, registration, resolve
 from .errors import PrefrlError
 from .learned_reward import LearnedRewardVecEnv
 from .metrics import EachRollout, MetricsLog
@@ -184,6 +184,8 @@ def _config_record(config: TrainConfig, spec: EnvSpec, preset: Preset, labels: i
                    device: str) -> dict[str, Any]:
     """What ``config.json`` holds: the config with its defaults made concrete, and the preset."""
     return {**asdict(config), "labels": labels, "steps": steps, "gym_id": spec.gym_id, "device": device,
+            # how to build an id a module of the user's registered, in a process that has not imported it
+            "env_registration": registration(config.env),
             "preset": {k: (repr(v) if k in ("ppo", "a2c") else v) for k, v in asdict(preset).items()}}
 
 

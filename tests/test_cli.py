@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -224,3 +225,32 @@ def test_labels_until_asks_the_whole_budget_by_that_share_of_the_run(tmp_path):
     full = [t for t, n in rows if n == 12]
     assert full and min(full) <= 2048 + 256  # by half the run, give or take a rollout (8 envs x 32 steps)
     assert rows[0][1] < 12  # the online labels still come during RL, not all at the start
+
+
+@pytest.mark.slow
+def test_your_own_env_trains_and_is_compared_in_a_process_that_never_imported_it(tmp_path):
+    import gymnasium as gym
+
+    from prefrl import TrainConfig, train
+
+    (tmp_path / "prefrl_mine.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('MinePole-v0', entry_point='gymnasium.envs.classic_control.cartpole:CartPoleEnv', "
+        "max_episode_steps=200)\n")
+    gym.register("MinePole-v1", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+                 max_episode_steps=200)  # registered here only, as a user's own module would
+    registered = tmp_path / "registered"
+    train(TrainConfig("MinePole-v1", labels=6, steps=512, run_dir=str(registered), progress_bar=False,
+                      overrides={"eval_episodes": 1}))
+    gym.registry.pop("MinePole-v1")
+    result = _run(["compare", str(registered), "--episodes", "1"])
+    assert result.returncode == 0, result.stderr
+    assert json.loads((registered / "compare" / "compare.json").read_text())["env"] == "MinePole-v1"
+
+    colon = tmp_path / "colon"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    for argv in (["train", "prefrl_mine:MinePole-v0", "--labels", "6", "--steps", "512", "--set", "eval_episodes=1",
+                  "--no-progress", "--run-dir", str(colon)], ["compare", str(colon), "--episodes", "1"]):
+        done = subprocess.run([sys.executable, "-m", "prefrl.cli", *argv], capture_output=True, text=True, env=env,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr

@@ -77,3 +77,40 @@ def test_cartpole_variant_logs_real_episodes_in_an_inner_monitor():
 def test_fixed_horizon_rejects_bad_horizon():
     with pytest.raises(ValueError, match="FixedHorizon: horizon must be at least 1, got 0"):
         FixedHorizon(_DiesAtThree(), horizon=0)
+
+
+MY_ENVS = '''
+import gymnasium as gym
+
+gym.register("MyCartPole-v0", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+             max_episode_steps=200)
+'''
+
+
+def test_module_colon_id_imports_the_module_that_registers_it(tmp_path, monkeypatch):
+    (tmp_path / "prefrl_test_envs.py").write_text(MY_ENVS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = resolve("prefrl_test_envs:MyCartPole-v0")
+    assert spec.horizon == 200 and make_env(spec.name).observation_space.shape == (4,)
+    with pytest.raises(UnknownEnvError, match="cannot import 'no_such_module'"):
+        resolve("no_such_module:MyCartPole-v0")
+    with pytest.raises(UnknownEnvError, match="registered no env 'Other-v0'"):
+        resolve("prefrl_test_envs:Other-v0")
+    gym.registry.pop("MyCartPole-v0", None)
+
+
+def test_an_id_a_users_module_registered_is_recorded_and_registered_again_where_it_is_not():
+    from prefrl.envs import register_recorded, registration
+
+    gym.register("PrefrlTestCartPole-v0", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+                 max_episode_steps=123)
+    record = registration("PrefrlTestCartPole-v0")
+    assert record == {"id": "PrefrlTestCartPole-v0", "max_episode_steps": 123, "kwargs": {},
+                      "entry_point": "gymnasium.envs.classic_control.cartpole:CartPoleEnv"}
+    assert registration("cartpole") is None and registration("ALE/Pong-v5") is None
+    gym.registry.pop("PrefrlTestCartPole-v0")  # a later process, which never imported the user's module
+    with pytest.raises(UnknownEnvError):
+        resolve("PrefrlTestCartPole-v0")
+    register_recorded(record)
+    assert resolve("PrefrlTestCartPole-v0").horizon == 123
+    gym.registry.pop("PrefrlTestCartPole-v0")

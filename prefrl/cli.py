@@ -108,9 +108,22 @@ def _parser() -> argparse.ArgumentParser:
                     help="also write compare/episode_final.mp4: STEPS steps of the final policy, learned and true "
                          "reward drawn over the frames")
 
-    ex = sub.add_parser("export", help="write a run's comparisons and clip metadata as JSONL")
+    ex = sub.add_parser("export", help="write a run's comparisons and clip metadata as JSONL (and the clips)")
     ex.add_argument("run_dir")
     ex.add_argument("--out", default=None, help="directory for comparisons.jsonl and clips.jsonl (default: RUN_DIR)")
+    ex.add_argument("--clips", action="store_true",
+                    help="also write each clip's arrays (obs, actions, true rewards, frames where stored) as "
+                         "clips/clip_<id>.npz, named in clips.jsonl")
+
+    im = sub.add_parser("import", help="bring answered comparisons from a JSONL file into a run's store",
+                        description="Bring labels given elsewhere into a run's store: one JSON object a line with "
+                                    "left_id, right_id (the store's clip ids, as `prefrl export` writes them) and "
+                                    "preference (1, 0 or 0.5), optionally labeler and labeled_at. Every line is "
+                                    "checked before any is written; a line the store already holds is passed over.")
+    im.add_argument("run_dir")
+    im.add_argument("path", metavar="FILE",
+                    help="the JSONL file (an export's comparisons.jsonl works: its unanswered rows are left out)")
+    im.add_argument("--labeler", default=None, help="store every label under this name (default: each line's own)")
 
     ra = sub.add_parser("ratings", help="Elo and Bradley–Terry scores of a run's clips, intransitive triples, "
                                          "labeler agreement")
@@ -266,11 +279,11 @@ def main(argv: list[str] | None = None) -> int:
                 result["video"] = str(episode_video(args.run_dir, steps=args.video))
             print(json.dumps(result, indent=2))
             return 0
-        if args.command in ("export", "ratings"):
-            from .reports import export, ratings
+        if args.command in ("export", "ratings", "import"):
+            from .reports import export, import_labels, ratings
 
-            print(json.dumps((export if args.command == "export" else ratings)(**{
-                k: v for k, v in vars(args).items() if k != "command"}), indent=2))
+            command = {"export": export, "ratings": ratings, "import": import_labels}[args.command]
+            print(json.dumps(command(**{k: v for k, v in vars(args).items() if k != "command"}), indent=2))
             return 0
         if args.command == "lm":
             from .lm import LMRun, run_lm

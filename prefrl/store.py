@@ -402,6 +402,27 @@ class PreferenceStore:
                                 (status,) if status else ())
         return [Comparison(*row) for row in rows]
 
+    def import_labels(self, rows: list[dict], source: str = "import") -> tuple[int, int]:
+        """Store answered comparisons brought from elsewhere (``left_id``, ``right_id``, ``preference``,
+        ``labeler``, ``labeled_at``), all in one commit; a row this store already holds (the same pair,
+        labeler and answer) is passed over, so importing a file twice adds nothing. Returns (added,
+        already held). Rows must be checked first (:func:`prefrl.reports.import_labels` does)."""
+        added = held = 0
+        now = time.time()
+        with self._transaction():
+            for row in rows:
+                pair = (int(row["left_id"]), int(row["right_id"]), row["labeler"], float(row["preference"]))
+                if self._db.execute("SELECT 1 FROM comparisons WHERE left_id = ? AND right_id = ? AND labeler IS ?"
+                                    " AND preference = ? AND status = 'labeled'", pair).fetchone():
+                    held += 1
+                    continue
+                self._db.execute(
+                    "INSERT INTO comparisons (left_id, right_id, status, preference, source, labeler, created,"
+                    " labeled_at) VALUES (?, ?, 'labeled', ?, ?, ?, ?, ?)",
+                    (pair[0], pair[1], pair[3], source, pair[2], now, row.get("labeled_at") or now))
+                added += 1
+        return added, held
+
     def comparison_records(self) -> list[dict]:
         """Every comparison with all its fields (times included), oldest first: for export."""
         cur = self._db.execute("SELECT id, left_id, right_id, status, preference, source, labeler, created, labeled_at"

@@ -26,6 +26,7 @@ from .labeled_data import LabeledData
 from .learned_reward import LearnedRewardVecEnv
 from .loop import PreferenceCallback
 from .presets import Preset
+from .progress import progress
 from .queries import Querier, query_kind
 from .reward_fn import LearnedReward
 from .reward_training import EnsembleTrainer
@@ -134,13 +135,18 @@ def first_fit_epochs(trainer: EnsembleTrainer) -> int:
     return trainer.epochs if trainer.target_accuracy is not None else 5 * trainer.epochs
 
 
-def pretrain(stages: Stages, venv: DummyVecEnv, initial: int, random_steps: int, frames: bool = False) -> None:
+def pretrain(stages: Stages, venv: DummyVecEnv, initial: int, random_steps: int, frames: bool = False,
+             show: bool = False) -> None:
     """Ask the initial labels on clips of ``random_steps`` random-policy steps and fit the reward
-    model before RL starts (Christiano et al. 2017, App. A); ``frames``: record frames for people."""
+    model before RL starts (Christiano et al. 2017, App. A); ``frames``: record frames for people;
+    ``show``: a progress bar through these phases (on a terminal)."""
     random_env = LearnedRewardVecEnv(venv, record_frames=frames)
     random_env.reset()
-    for _ in range(max(1, random_steps // venv.num_envs)):
-        random_env.step(np.stack([random_env.action_space.sample() for _ in range(venv.num_envs)]))
+    rounds = max(1, random_steps // venv.num_envs)
+    with progress(rounds * venv.num_envs, "random-policy steps before RL", show) as bar:
+        for _ in range(rounds):
+            random_env.step(np.stack([random_env.action_space.sample() for _ in range(venv.num_envs)]))
+            bar.update(venv.num_envs)
     record = random_env.drain()
     stages.recorder.add_steps(record.obs, record.actions, record.true_rewards, record.dones, 0, record.frames)
     random_env.close()
@@ -149,8 +155,10 @@ def pretrain(stages: Stages, venv: DummyVecEnv, initial: int, random_steps: int,
         raise PrefrlError(f"the random policy's clips gave {len(queries)} distinct queries of the {initial} asked "
                           "before RL: lower the clip length or --rank-size")
     stages.feedback(queries)
-    stages.feedback.before_rl(len(queries))
-    stages.fitter.fit(epochs=first_fit_epochs(stages.fitter.trainer))
+    stages.feedback.before_rl(len(queries))  # people label here, with the feedback's own messages
+    with progress(1, f"the reward model's first fit, on {len(queries)} labels", show) as bar:
+        stages.fitter.fit(epochs=first_fit_epochs(stages.fitter.trainer))
+        bar.update()
 
 
 def resume_reward(stages: Stages, run: RunDir) -> None:

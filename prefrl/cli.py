@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="ppo (reward model + PPO with a KL penalty), dpo, ipo or kto")
     lm.add_argument("--seed", type=int, default=0)
     lm.add_argument("--run-dir", default=None, help="run directory (default: runs/lm-<method>-s<seed>-<time>)")
+    lm.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bar")
     lm.add_argument("--labels", type=int, default=2000, help="preference labels (pairs, or rankings with --rank-size)")
     lm.add_argument("--rank-size", type=int, default=2, help="K > 2: the rule ranks K samples (Plackett-Luce; ppo only)")
     lm.add_argument("--beta", type=float, default=0.1, help="DPO's and KTO's beta, IPO's tau")

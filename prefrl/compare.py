@@ -24,6 +24,7 @@ from .envs import make_env, resolve
 from .epic import TRUE_REWARDS, epic_distance
 from .errors import PrefrlError
 from .presets import preset_for
+from .progress import progress
 from .reward_fn import LearnedReward
 from .run_dir import RunDir, write_atomic
 from .stats import correlations, pair_accuracy, ranks
@@ -94,11 +95,14 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
     episodes_out: list[Episode] = []
     transitions = []
     keep = spec.name in TRUE_REWARDS
-    for k, (name, policy) in enumerate(_policies(run).items()):
-        for true, learned, steps in _rollout(spec.name, config.get("fixed_horizon", True), reward, policy, episodes,
-                                             seed + 1000 * k, max_steps, keep):
-            episodes_out.append(Episode(name, true, learned))
-            transitions.append(steps)
+    policies = _policies(run)
+    with progress(len(policies) * episodes, "held-out episodes (random, checkpoints, final)") as bar:
+        for k, (name, policy) in enumerate(policies.items()):
+            for true, learned, steps in _rollout(spec.name, config.get("fixed_horizon", True), reward, policy,
+                                                 episodes, seed + 1000 * k, max_steps, keep):
+                episodes_out.append(Episode(name, true, learned))
+                transitions.append(steps)
+            bar.update(episodes)
     step_l = np.concatenate([e.learned for e in episodes_out])
     step_t = np.concatenate([e.true for e in episodes_out])
     clip_l, clip_t = [], []

@@ -25,6 +25,7 @@ from .errors import PrefrlError
 from .learned_reward import LearnedRewardVecEnv
 from .metrics import EachRollout, MetricsLog
 from .presets import Preset
+from .progress import progress
 from .run_dir import RunDir, algo_class, set_parameters
 from .schedule import LabelSchedule
 
@@ -81,7 +82,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                 resume_reward(stages, run)
             else:
                 pretrain(stages, envs(1, frames), initial, preset.random_steps or 10 * initial * preset.clip_length,
-                         frames=frames)
+                         frames=frames, show=config.progress_bar)
             pretrain_seconds = time.time() - pretrain_start
             schedule = LabelSchedule(labels, initial, steps, preset.t0_fraction * steps,
                                      labels_until=max(1, round(preset.labels_until * steps)))
@@ -123,8 +124,14 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         # Evaluation on the plain env (termination visible, as the game scores it).
         eval_env = Monitor(make_env(spec.name, fixed_horizon=False))
         eval_env.reset(seed=config.seed + 10_000)
-        returns, _ = evaluate_policy(agent, eval_env, n_eval_episodes=preset.eval_episodes, deterministic=True,
-                                     return_episode_rewards=True)
+        with progress(preset.eval_episodes, "evaluating the final policy (episodes)", config.progress_bar) as bar:
+            def count(local, _):  # evaluate_policy's per-step hook: advance by the episodes finished
+                done = int(sum(local["episode_counts"]))
+                bar.update(done - count.done)
+                count.done = done
+            count.done = 0
+            returns, _ = evaluate_policy(agent, eval_env, n_eval_episodes=preset.eval_episodes, deterministic=True,
+                                         return_episode_rewards=True, callback=count)
         summary = {
             "env": spec.name,
             "gym_id": spec.gym_id,

@@ -288,3 +288,18 @@ def test_a_usage_error_is_one_line_and_help_shows_defaults_and_choices(capsys):
     out = capsys.readouterr().out
     assert "(default: disagreement)" in out and "{learned,true}" in out
     assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("prefrl ")
+
+
+def test_phase_progress_draws_on_a_terminal_only(monkeypatch):
+    import sys
+
+    from prefrl.progress import progress
+
+    with progress(3, "phase") as bar:  # pytest captures stderr: not a terminal, so nothing is drawn
+        bar.update()
+    assert type(bar).__name__ == "_Silent"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert type(progress(3, "phase", enabled=False)).__name__ == "_Silent"
+    drawn = progress(3, "phase")
+    assert drawn.total == 3 and drawn.desc == "phase"
+    drawn.close()

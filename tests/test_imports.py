@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Bottom to top. A module may import only modules listed before it.
 LAYERS = [
     # foundations: no preference loop in them
-    "errors", "losses", "clips", "schedule", "presets", "epic", "exploration", "stats", "metrics", "wrappers",
+    "errors", "progress", "losses", "clips", "schedule", "presets", "epic", "exploration", "stats", "metrics", "wrappers",
     "ratings", "envs", "reward_model", "store", "teachers", "reward_training", "diagnostics", "learned_reward",
     # the loop's stages, then the loop that calls them in order
     "queries", "reward_fn", "labeled_data", "feedback", "fitting", "loop",

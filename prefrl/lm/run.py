@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import PrefrlError
-from ..run_dir import RunDir
+from ..progress import progress
+from ..run_dir import RunDir, write_atomic
 from .data import TopicTask, read_jsonl, write_jsonl
 from .methods import (TOKENIZER, PPOSettings, RewardModel, clone, completion_logprobs, direct, fit_reward_model,
                       generated_logprobs, ppo, sft)
@@ -38,6 +39,7 @@ class LMRun:
         method: ``ppo`` (reward model, then PPO with the KL penalty), ``dpo``, ``ipo`` or ``kto``.
         seed: seeds data, models and sampling.
         run_dir: where data, models and ``summary.json`` go (default ``runs/lm-<method>-s<seed>-<time>``).
+        progress_bar: a bar through the four stages, on a terminal.
         labels: preference labels: pairs, or rankings with ``rank_size`` > 2.
         rank_size: 2: pairs (Bradley–Terry); K > 2: the rule ranks K samples (Plackett–Luce); ppo only.
         sft_rows, sft_steps: SFT data size and gradient steps.
@@ -52,6 +54,7 @@ class LMRun:
     method: str = "ppo"
     seed: int = 0
     run_dir: str | None = None
+    progress_bar: bool = True
     labels: int = 2000
     rank_size: int = 2
     sft_rows: int = 20000
@@ -142,17 +145,24 @@ def run_lm(config: LMRun) -> dict:
     given = {kind: _load(path, kind) for kind, path in (("sft", config.sft_data), ("pairs", config.pair_data),
                                                         ("kto", config.kto_data)) if path is not None}
     # The run directory, held by this process until the run ends; one that holds a run is refused.
-    with RunDir.create(config.run_dir, f"lm-{config.method}-s{config.seed}") as run:
-        return _run_lm(config, run.path, start, given)
+    with RunDir.create(config.run_dir, f"lm-{config.method}-s{config.seed}") as run, \
+            progress(4, "SFT", config.progress_bar) as stages:
+        return _run_lm(config, run.path, start, given, stages)
 
 
-def _run_lm(config: LMRun, run_dir: Path, start: float, given: dict[str, list[dict]]) -> dict:
+def _run_lm(config: LMRun, run_dir: Path, start: float, given: dict[str, list[dict]], stages) -> dict:
+    """The path itself; ``stages`` is told as each of its four stages ends."""
+
+    def stage_done(next_stage: str) -> None:
+        stages.update()
+        stages.set_description(next_stage)
+
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     own_data = any((config.sft_data, config.pair_data, config.kto_data))
     task = TopicTask()
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    write_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=2))
 
     # 1. SFT
     sft_rows = given["sft"] if config.sft_data else task.sft_data(config.sft_rows, rng)
@@ -174,6 +184,7 @@ def _run_lm(config: LMRun, run_dir: Path, start: float, given: dict[str, list[di
         return task.prompts(n, rng) if not own_data else [prompt_pool[i] for i in rng.integers(0, len(prompt_pool), n)]
 
     # 2. Preferences on SFT samples, judged by the rule (or the user's files)
+    stage_done("preferences")
     k = config.rank_size
     if config.method == "kto":
         if config.kto_data:
@@ -210,6 +221,7 @@ def _run_lm(config: LMRun, run_dir: Path, start: float, given: dict[str, list[di
     train_rows = [pref_rows[i] for i in order[held_out:]]
 
     # 3. The method
+    stage_done(config.method)
     summary: dict = {"method": config.method, "seed": config.seed, "labels": len(pref_rows), "rank_size": k,
                      "sft_loss": round(sft_loss, 4)}
     if config.method == "ppo":
@@ -239,11 +251,13 @@ def _run_lm(config: LMRun, run_dir: Path, start: float, given: dict[str, list[di
                           + completion_logprobs(ref, p, [r["rejected"] for r in val_rows]))
             summary["implicit_reward_accuracy"] = float((margin > 0).float().mean())
     policy.save(run_dir / "policy")
+    stage_done("evaluation")
     after = _evaluate(policy, ref, eval_prompts, None if own_data else task, generator, lengths)
     summary.update({
         "true_score_sft": before["true_score"], "true_score_final": after["true_score"],
         "kl_to_sft": round(after["kl_to_sft"], 3), "example": after["example"],
         "wall_seconds": round(time.time() - start, 1), "run_dir": str(run_dir),
     })
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2))
+    stages.update()
     return summary

@@ -193,7 +193,24 @@ def _config_record(config: TrainConfig, spec: EnvSpec, preset: Preset, labels: i
     return {**asdict(config), "labels": labels, "steps": steps, "gym_id": spec.gym_id, "device": device,
             # how to build an id a module of the user's registered, in a process that has not imported it
             "env_registration": registration(config.env),
-            "preset": {k: (repr(v) if k in ("ppo", "a2c") else v) for k, v in asdict(preset).items()}}
+            "preset": {k: as_data(v) for k, v in asdict(preset).items()}}
+
+
+def as_data(value: Any) -> Any:
+    """A preset value as JSON data: SB3's linear schedules as ``{"linear_schedule": {start, end,
+    end_fraction}}`` (rl-zoo writes ``lin_<start>``), classes (an optimizer) by their import path,
+    containers element by element; anything else JSON cannot hold, as its ``repr``."""
+    if isinstance(value, dict):
+        return {str(k): as_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_data(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if type(value).__name__ == "LinearSchedule":
+        return {"linear_schedule": {"start": value.start, "end": value.end, "end_fraction": value.end_fraction}}
+    return repr(value)
 
 
 def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float, final_fit_seconds: float,

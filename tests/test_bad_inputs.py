@@ -303,3 +303,14 @@ def test_phase_progress_draws_on_a_terminal_only(monkeypatch):
     drawn = progress(3, "phase")
     assert drawn.total == 3 and drawn.desc == "phase"
     drawn.close()
+
+
+def test_config_json_holds_the_algorithm_settings_as_data(finished):
+    ppo = json.loads((finished / "config.json").read_text())["preset"]["ppo"]
+    assert ppo["n_steps"] == 32 and ppo["learning_rate"] == {
+        "linear_schedule": {"start": 1e-3, "end": 0.0, "end_fraction": 1.0}}
+    from prefrl.training import as_data
+    from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
+
+    assert as_data({"optimizer_class": RMSpropTFLike, "net_arch": (64, 64)}) == {
+        "optimizer_class": "stable_baselines3.common.sb2_compat.rmsprop_tf_like.RMSpropTFLike", "net_arch": [64, 64]}

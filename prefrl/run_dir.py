@@ -74,6 +74,7 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._lock = None  # the open lock file while this process holds the directory
 
     @classmethod
     def create(cls, path: str | Path | None, name: str, resume: bool = False) -> RunDir:
@@ -95,14 +96,13 @@ class RunDir:
             held = [f for f in RUN_FILES if (path / f).exists()]
             if held:
                 run.release()
-                raise PrefrlError(f"{path} already holds {run._describe()} ({', '.join(held)}): choose a new "
-                                  f"--run-dir{run._resume_hint()}")
+                raise PrefrlError(f"{path} already holds {run._held()} ({', '.join(held)}): choose a new --run-dir")
         return run
 
     def claim(self) -> None:
         """Lock the directory for this process (``flock`` on ``.lock``, which also holds the PID); one
         clear line naming the PID if another process holds it."""
-        if fcntl is None or getattr(self, "_lock", None) is not None:
+        if fcntl is None or self._lock is not None:
             return
         lock = open(self.path / ".lock", "a+")
         try:
@@ -122,7 +122,7 @@ class RunDir:
 
     def release(self) -> None:
         """Unlock the directory (closing the lock file releases the ``flock``)."""
-        lock, self._lock = getattr(self, "_lock", None), None
+        lock, self._lock = self._lock, None
         if lock is not None:
             with suppress(OSError):
                 lock.truncate(0)
@@ -134,26 +134,21 @@ class RunDir:
     def __exit__(self, *exc) -> None:
         self.release()
 
-    def _describe(self) -> str:
+    def _held(self) -> str:
+        """What run the directory holds, for the refusal: its kind, and for an unfinished training
+        run the command that continues it."""
         try:
             config = json.loads(self.config_path.read_text())
         except (OSError, ValueError):
-            return "a run"
+            config = None
         if not isinstance(config, dict):
             return "a run"
         if "method" in config and "reward" not in config:
             return f"a `prefrl lm` run ({config['method']})"
         reward = f" {config['reward']}-reward" if isinstance(config.get("reward"), str) else ""
-        return f"a{' finished' if self.finished else 'n unfinished'}{reward} `prefrl train` run"
-
-    def _resume_hint(self) -> str:
-        try:
-            config = json.loads(self.config_path.read_text())
-        except (OSError, ValueError):
-            return ""
-        if isinstance(config, dict) and "reward" in config and not self.finished:
-            return f", or continue it with `prefrl train --resume {self.path}`"
-        return ""
+        if self.finished:
+            return f"a finished{reward} `prefrl train` run"
+        return f"an unfinished{reward} `prefrl train` run, which `prefrl train --resume {self.path}` continues"
 
     def __str__(self) -> str:
         return str(self.path)

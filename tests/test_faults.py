@@ -129,8 +129,8 @@ def test_an_unfinished_run_is_refused_with_the_resume_command(tmp_path, capsys):
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"env": "cartpole", "reward": "learned"}))
     _one_line_error(capsys, ["train", "cartpole", "--reward", "true", "--run-dir", str(run)],
-                    f"an unfinished learned-reward `prefrl train` run (config.json): choose a new --run-dir, or "
-                    f"continue it with `prefrl train --resume {run}`")
+                    f"an unfinished learned-reward `prefrl train` run, which `prefrl train --resume {run}` continues "
+                    "(config.json): choose a new --run-dir")
 
 
 def test_resume_refuses_clips_of_another_shape_and_keeps_them(tmp_path, capsys):

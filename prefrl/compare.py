@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,7 +263,8 @@ def learning_curves(run_dir: str | Path, baseline: str | Path | None, path: str 
 
 def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: str = "final", steps: int = 1000,
                   seed: int = 20_000) -> Path:
-    """Write an mp4 (opencv) of one held-out episode of ``policy`` (``final`` or ``random``) on the
+    """Write a video (opencv; H.264 mp4 or VP9 WebM where it can, see :data:`VIDEO_CODECS`; the
+    path returned has the container's suffix) of one held-out episode of ``policy`` (``final`` or ``random``) on the
     env the run trained on, with the learned reward and the true score drawn over each frame: the
     step's values and the running sums. One video frame per env step, at most ``steps``.
     Atari frames are the raw game's (score visible, for people to check against)."""
@@ -279,6 +284,7 @@ def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: s
     path = Path(path or run.path / "compare" / f"episode_{policy}.mp4")
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = None
+    fourcc = None
     learned_sum = true_sum = 0.0
     try:
         for _ in range(steps):
@@ -296,7 +302,7 @@ def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: s
                 cv2.putText(frame, text, (8, 20 + 22 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                             (80, 200, 255) if k == 0 else (120, 255, 120), 1, cv2.LINE_AA)
             if writer is None:
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
+                writer, path, fourcc = _video_writer(cv2, path, fps, (frame.shape[1], frame.shape[0]))
             writer.write(frame)
             if terminated or truncated:
                 break
@@ -304,4 +310,42 @@ def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: s
         if writer is not None:
             writer.release()
         env.close()
+    if fourcc == "mp4v":
+        warnings.warn(f"{path}: this opencv writes neither H.264 nor VP9, so the video is MPEG-4 part 2 (mp4v), "
+                      "which browsers do not play; VLC and ffmpeg do", stacklevel=2)
     return path
+
+
+# What browsers play, best first: H.264 in mp4 (opencv builds with it: conda's, distributions'), VP9
+# in WebM (PyPI's opencv-python, which leaves H.264 out); else MPEG-4 part 2, for VLC and ffmpeg.
+VIDEO_CODECS = (("avc1", ".mp4"), ("VP90", ".webm"), ("mp4v", ".mp4"))
+
+
+@contextmanager
+def _c_stderr_silenced():
+    """File descriptor 2 pointed at /dev/null for a moment (C libraries' messages bypass sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(null)
+        os.close(saved)
+
+
+def _video_writer(cv2, path: Path, fps: float, size: tuple[int, int]):
+    """An opened ``cv2.VideoWriter`` of the first of :data:`VIDEO_CODECS` this opencv can write, the
+    path it writes (its suffix set to the container's) and the codec."""
+    for fourcc, suffix in VIDEO_CODECS:
+        target = path.with_suffix(suffix)
+        with _c_stderr_silenced():  # a codec this build lacks makes FFmpeg and opencv write to fd 2 directly
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        if writer.isOpened():
+            return writer, target, fourcc
+        writer.release()
+        target.unlink(missing_ok=True)
+    raise PrefrlError(f"this opencv can write no video codec ({', '.join(c for c, _ in VIDEO_CODECS)}): install "
+                      "opencv-python with FFMPEG")

@@ -109,12 +109,13 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
             bar.update(episodes)
     step_l = np.concatenate([e.learned for e in episodes_out])
     step_t = np.concatenate([e.true for e in episodes_out])
-    clip_l, clip_t = [], []
+    clip_l, clip_t, clip_p = [], [], []
     for e in episodes_out:
         for i in range(0, len(e.true) - clip_length + 1, clip_length):
             clip_l.append(e.learned[i:i + clip_length].sum())
             clip_t.append(e.true[i:i + clip_length].sum())
-    clip_l, clip_t = np.array(clip_l), np.array(clip_t)
+            clip_p.append(e.policy)
+    clip_l, clip_t, clip_p = np.array(clip_l), np.array(clip_t), np.array(clip_p)
     ep_l = np.array([e.learned.sum() for e in episodes_out])
     ep_t = np.array([e.true.sum() for e in episodes_out])
     rng = np.random.default_rng(0)
@@ -127,7 +128,8 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
     for level, (a, b) in {"step": (step_l, step_t), "clip": (clip_l, clip_t), "episode": (ep_l, ep_t)}.items():
         result[f"pearson_{level}"], result[f"spearman_{level}"] = correlations(a, b)
     result["epic_distance"] = _epic(spec.name, reward, transitions) if keep else None
-    result["figures"] = _plots(out, episodes_out, clip_l, clip_t, run.path, Path(baseline) if baseline else None)
+    result["figures"] = _plots(out, episodes_out, clip_l, clip_t, clip_p, result, run.path,
+                               Path(baseline) if baseline else None)
     write_atomic(out / "compare.json", json.dumps(result, indent=2))
     write_atomic(out / "report.md", _report(run, config, result))
     return result
@@ -171,34 +173,56 @@ def _epic(env_name: str, reward: LearnedReward, transitions: list, n: int = 2000
     return epic_distance(learned, TRUE_REWARDS[env_name], obs[pick], actions[pick], next_obs[pick])
 
 
-def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, run_dir: Path, baseline: Path | None) -> list[str]:
+def _plots(out: Path, episodes: list[Episode], clip_l, clip_t, clip_p, result: dict, run_dir: Path,
+           baseline: Path | None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written = []
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(clip_t + np.random.default_rng(0).uniform(-0.15, 0.15, len(clip_t)) * (np.ptp(clip_t) > 0), clip_l,
-               s=6, alpha=0.4)
-    ax.set_xlabel("true clip return (jittered)")
+    policies = list(dict.fromkeys(e.policy for e in episodes))
+    colours = {p: plt.get_cmap("viridis")(k / max(1, len(policies) - 1)) for k, p in enumerate(policies)}
+    # Jitter a tenth of the smallest gap between distinct true returns (the true score is often a few
+    # values), so clips of one value spread without reaching the next at any scale of the score.
+    values = np.unique(clip_t)
+    jitter = 0.1 * (np.diff(values).min() if len(values) > 1 else 1.0)
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for policy in policies:
+        mine = clip_p == policy
+        ax.scatter(clip_t[mine] + rng.uniform(-jitter, jitter, mine.sum()), clip_l[mine], s=7, alpha=0.5,
+                   color=colours[policy], label=policy)
+    ax.set_xlabel(f"true clip return (jittered ±{jitter:.3g})")
     ax.set_ylabel("learned clip return")
-    ax.set_title("learned vs true, held-out clips")
+    r = result.get("pearson_clip")
+    acc = result.get("pair_accuracy")
+    ax.set_title(f"held-out clips: Pearson r {'n/a' if r is None else f'{r:.2f}'}, pair accuracy "
+                 f"{'n/a' if acc is None else f'{acc:.2f}'} ({result.get('n_pairs', 0):,} pairs)", fontsize=9)
+    ax.legend(fontsize=7, markerscale=2, title="policy", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "clip_scatter.png", dpi=100)
     plt.close(fig)
     written.append("clip_scatter.png")
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for policy in dict.fromkeys(e.policy for e in episodes):
+    # One panel per policy: its first held-out episode, true and learned return so far, each
+    # standardized (the two are on different scales).
+    cols = min(3, len(policies))
+    rows = -(-len(policies) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False, sharex=True)
+    for ax, policy in zip(axes.flat, policies):
         e = next(e for e in episodes if e.policy == policy)
         z = lambda x: (np.cumsum(x) - np.cumsum(x).mean()) / (np.cumsum(x).std() or 1.0)  # noqa: E731
-        line, = ax.plot(z(e.true), label=f"{policy}: true")
-        ax.plot(z(e.learned), linestyle="--", color=line.get_color(), label=f"{policy}: learned")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cumulative reward (standardized)")
-    ax.legend(fontsize=7)
-    ax.set_title("one held-out episode per policy")
+        ax.plot(z(e.true), color="tab:green", label="true")
+        ax.plot(z(e.learned), color="tab:blue", linestyle="--", label="learned")
+        ax.set_title(policy, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(policies):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.supxlabel("step", fontsize=9)
+    fig.supylabel("return so far (standardized)", fontsize=9)
+    fig.suptitle("one held-out episode per policy", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "episode_traces.png", dpi=100)
     plt.close(fig)

@@ -31,7 +31,7 @@ from .presets import preset_for
 from .progress import progress
 from .reward_fn import LearnedReward
 from .run_dir import RunDir, write_atomic
-from .stats import correlations, pair_accuracy, ranks
+from .stats import bootstrap_ci, correlations, pair_accuracy, ranks
 
 __all__ = ["Episode", "pair_accuracy", "ranks", "correlations", "compare"]
 
@@ -127,6 +127,22 @@ def compare(run_dir: str | Path, episodes: int = 5, baseline: str | Path | None 
               "pair_accuracy": accuracy, "n_pairs": n_pairs}
     for level, (a, b) in {"step": (step_l, step_t), "clip": (clip_l, clip_t), "episode": (ep_l, ep_t)}.items():
         result[f"pearson_{level}"], result[f"spearman_{level}"] = correlations(a, b)
+    # 95% bootstrap intervals at the clip level (pair accuracy's on at most 600 clips: it is O(clips²))
+    sub = rng.choice(len(clip_t), 600, replace=False) if len(clip_t) > 600 else slice(None)
+    result["ci95"] = {
+        "pearson_clip": bootstrap_ci(lambda a, b: correlations(a, b)[0], clip_l, clip_t),
+        "spearman_clip": bootstrap_ci(lambda a, b: correlations(a, b)[1], clip_l, clip_t),
+        "pair_accuracy": bootstrap_ci(lambda a, b: pair_accuracy(a, b)[0], clip_l[sub], clip_t[sub], n_resamples=200),
+    }
+    result["per_policy"] = {}
+    for policy in result["policies"]:
+        mine = clip_p == policy
+        acc, pairs = pair_accuracy(clip_l[mine], clip_t[mine])
+        pearson, spearman = correlations(clip_l[mine], clip_t[mine])
+        result["per_policy"][policy] = {
+            "clips": int(mine.sum()), "true_per_clip": float(clip_t[mine].mean()) if mine.any() else None,
+            "learned_per_clip": float(clip_l[mine].mean()) if mine.any() else None,
+            "pair_accuracy": acc, "n_pairs": pairs, "pearson_clip": pearson, "spearman_clip": spearman}
     result["epic_distance"] = _epic(spec.name, reward, transitions) if keep else None
     result["figures"] = _plots(out, episodes_out, clip_l, clip_t, clip_p, result, run.path,
                                Path(baseline) if baseline else None)
@@ -147,10 +163,28 @@ def _report(run: RunDir, config: dict, result: dict) -> str:
              "", f"Held out: {result['n_episodes']} episodes ({', '.join(result['policies'])}), {result['n_steps']} steps, "
              f"{result['n_clips']} clips of {result['clip_length']} steps.", "",
              "| level | Pearson | Spearman |", "|---|---|---|"]
+    ci = result.get("ci95", {})
+    interval = lambda key: "" if not ci.get(key) else f" [{ci[key][0]:.3f}, {ci[key][1]:.3f}]"  # noqa: E731
     for level in ("step", "clip", "episode"):
-        lines.append(f"| {level} | {fmt(result[f'pearson_{level}'])} | {fmt(result[f'spearman_{level}'])} |")
+        more = level == "clip"
+        lines.append(f"| {level} | {fmt(result[f'pearson_{level}'])}{interval('pearson_clip') if more else ''} | "
+                     f"{fmt(result[f'spearman_{level}'])}{interval('spearman_clip') if more else ''} |")
     lines += ["", f"Pair accuracy over {result['n_pairs']} clip pairs whose true returns differ: "
-              f"**{fmt(result['pair_accuracy'])}**."]
+              f"**{fmt(result['pair_accuracy'])}**{interval('pair_accuracy')}. Brackets: 95% bootstrap intervals "
+              "over the clips (scipy.stats.bootstrap, percentile; pair accuracy's on at most 600 clips)."]
+    if result.get("per_policy"):
+        lines += ["", "By policy (clips of its held-out episodes; pair accuracy among its own clips):", "",
+                  "| policy | clips | true / clip | learned / clip | pair accuracy (pairs) | Pearson | Spearman |",
+                  "|---|---|---|---|---|---|---|"]
+        for policy, f in result["per_policy"].items():
+            lines.append(f"| {policy} | {f['clips']} | {fmt(f['true_per_clip'])} | {fmt(f['learned_per_clip'])} | "
+                         f"{fmt(f['pair_accuracy'])} ({f['n_pairs']}) | {fmt(f['pearson_clip'])} | "
+                         f"{fmt(f['spearman_clip'])} |")
+    if summary.get("rm_val_accuracy") is not None:
+        size = summary.get("rm_val_labels")
+        lines += ["", f"The reward model's accuracy on its own held-out labels: {summary['rm_val_accuracy']:.3f} "
+                  f"({'of ' + str(size) + ' labels' if size else 'validation-set size not recorded by this run'}"
+                  f"{'; too few to trust' if size is not None and size < 30 else ''})."]
     if result.get("epic_distance") is not None:
         lines.append(f"EPIC distance from the score: **{result['epic_distance']:.3f}** (0: the same reward up to "
                      "shaping and scale).")

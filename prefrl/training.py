@@ -218,7 +218,8 @@ def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float
     """The summary's figures of the preference loop (None, or 0 labels, for a true-reward run)."""
     if stages is None:
         return {"query": None, "teacher": None, "pessimism": None, "rank_size": None, "labels_used": 0,
-                "queries_asked": 0, "rm_val_accuracy": None, "rm_labels": None, "loop_seconds": None,
+                "queries_asked": 0, "rm_val_accuracy": None, "rm_labels": None, "rm_val_labels": None,
+                "loop_seconds": None,
                 "pretrain_seconds": None, "final_fit_seconds": None}
     stats = stages.fitter.last_stats
     return {
@@ -230,6 +231,7 @@ def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float
         "queries_asked": stages.querier.asked,
         "rm_val_accuracy": stats.val_accuracy if stats else None,
         "rm_labels": stats.n_train + stats.n_val if stats else None,  # the labels the saved ensemble was fit on
+        "rm_val_labels": stats.n_val if stats else None,  # of them held out, what rm_val_accuracy is measured on
         # Wall seconds of each stage the preference loop adds inside learn (see PreferenceCallback).
         "loop_seconds": {k: round(v, 1) for k, v in callback.seconds.items()},
         "pretrain_seconds": round(pretrain_seconds, 1),

@@ -14,6 +14,21 @@ def test_pair_accuracy_counts_only_pairs_whose_true_values_differ():
     assert pair_accuracy(np.arange(3.0), np.ones(3)) == (None, 0)
 
 
+def test_bootstrap_intervals_hold_the_statistic_and_narrow_with_more_data():
+    from prefrl.stats import bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (50, 800):
+        t = rng.normal(size=n)
+        l = t + rng.normal(size=n)
+        low, high = bootstrap_ci(lambda a, b: correlations(a, b)[0], l, t)
+        assert low < correlations(l, t)[0] < high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2
+    assert bootstrap_ci(lambda a, b: correlations(a, b)[0], rng.normal(size=20), np.ones(20)) is None
+
+
 def test_ranks_average_ties_and_correlations_need_variation():
     np.testing.assert_array_equal(ranks(np.array([3.0, 1.0, 3.0, 2.0])), [2.5, 0.0, 2.5, 1.0])
     pearson, spearman = correlations(np.array([1.0, 2.0, 3.0, 10.0]), np.array([2.0, 4.0, 6.0, 8.0]))
@@ -33,12 +48,17 @@ def test_compare_a_tiny_run_writes_the_figures(tmp_path):
                 "pearson_episode", "spearman_episode", "n_clips"):
         assert key in saved
     assert saved["policies"][0] == "random" and saved["policies"][-1] == "final"
+    assert set(saved["per_policy"]) == set(saved["policies"])
+    assert sum(f["clips"] for f in saved["per_policy"].values()) == saved["n_clips"]
+    low, high = saved["ci95"]["pearson_clip"]
+    assert low <= saved["pearson_clip"] <= high
     assert saved["epic_distance"] is None  # cartpole's score (with its fall penalty) is no function of (s, a, s')
     assert result["n_clips"] == result["n_episodes"] * (300 // 50)  # six 50-step clips from each 300-step episode
     for png in result["figures"]:
         assert (run / "compare" / png).read_bytes()[:4] == b"\x89PNG"
     report = (run / "compare" / "report.md").read_text()
     assert "Pair accuracy" in report and all(f"]({png})" in report for png in result["figures"])
+    assert "By policy" in report and "95% bootstrap intervals" in report and "of 4 labels" in report
     import cv2
 
     video = episode_video(run, steps=40)  # the fixed-horizon cartpole runs 500 steps: all 40 are drawn

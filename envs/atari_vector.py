@@ -64,6 +64,7 @@ class AtariVecEnv(VecEnv):
                                    frameskip=4, maxpool=True, stack_num=frame_stack, img_height=84, img_width=84,
                                    grayscale=True, repeat_action_probability=repeat_action_probability,
                                    max_num_frames_per_episode=4 * ATARI_HORIZON)
+        self.render_mode = None  # the C++ games draw nothing for people; said before SB3 asks (or it warns)
         super().__init__(n_envs, self._env.single_observation_space, self._env.single_action_space)
         self.game = name
         self.fixed_horizon = fixed_horizon

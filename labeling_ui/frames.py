@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from prefrl.clips import Clip, unpack_frames
+from prefrl.errors import PrefrlError
 
 __all__ = ["clip_frames", "frame_rate"]
 
@@ -23,7 +24,9 @@ def _set_state(env, name: str, obs: np.ndarray) -> None:
         u.state = np.array([np.arctan2(s, c), d])
         u.last_u = None  # no torque arrow: the clip's action is not part of the state
     else:
-        raise ValueError(f"cannot render {name!r} from observations: record frames for it")
+        raise PrefrlError(f"the labeling window cannot draw clips of {name!r}: it draws the suite's classic-control "
+                          "clips from their states and Atari clips from recorded frames, and a run of another env "
+                          "records none; label it by `prefrl import` of answers given elsewhere")
 
 
 def clip_frames(clip: Clip, env: str) -> np.ndarray:

@@ -184,6 +184,10 @@ class LabelingSession:
                 self.current = None
                 if self.on_damaged is not None:
                     self.on_damaged(exc)
+            except BaseException:  # a query that cannot be shown at all is not left claimed
+                self._release_current()
+                self.current = None
+                raise
 
     def _claim(self) -> Comparison | Ranking | None:
         """Claim the next waiting pair, else ranking, passing over those found damaged."""

@@ -314,3 +314,21 @@ def test_config_json_holds_the_algorithm_settings_as_data(finished):
 
     assert as_data({"optimizer_class": RMSpropTFLike, "net_arch": (64, 64)}) == {
         "optimizer_class": "stable_baselines3.common.sb2_compat.rmsprop_tf_like.RMSpropTFLike", "net_arch": [64, 64]}
+
+
+def test_a_pair_the_window_cannot_draw_is_one_line_and_left_unclaimed(tmp_path):
+    from prefrl.clips import Clip
+    from prefrl.errors import PrefrlError
+    from prefrl.labeling_ui.session import LabelingSession
+
+    import numpy as np
+
+    with PreferenceStore(tmp_path / "store.sqlite", env="FrozenLake-v1") as store:
+        ids = store.add_clips([Clip(np.zeros(5, np.int64), np.zeros(5, np.int64), np.zeros(5, np.float32))
+                               for _ in range(2)])
+        store.add_queries([tuple(ids)], source="human")
+        with pytest.raises(PrefrlError, match="cannot draw clips of 'FrozenLake-v1'"):
+            LabelingSession(store, "ann", "FrozenLake-v1")
+    db = sqlite3.connect(tmp_path / "store.sqlite")
+    assert db.execute("SELECT claimed_by FROM comparisons").fetchone()[0] is None
+    db.close()

@@ -328,6 +328,8 @@ def episode_video(run_dir: str | Path, path: str | Path | None = None, policy: s
     Atari frames are the raw game's (score visible, for people to check against)."""
     import cv2
 
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # frames are drawn off-screen: SDL needs no display
     run = RunDir(run_dir)
     config = run.config()
     spec = resolve(config["env"])

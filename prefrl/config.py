@@ -194,7 +194,7 @@ def check_record(record: Any, source: Any) -> None:
         value = record[f.name]
         kinds = [k.strip() for k in str(f.type).split("|")]
         if not any(value is None if k == "None" else
-                   isinstance(value, _KINDS[k]) and not (k in ("int", "float") and isinstance(value, bool))
+                   isinstance(value, _KINDS.get(k, object)) and not (k in ("int", "float") and isinstance(value, bool))
                    for k in kinds):
             raise PrefrlError(f"{source}: {f.name} is {json.dumps(value)}, not of type {f.type}: it was damaged or "
                               "written by hand; restore it from a backup")

@@ -106,8 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--episodes", type=int, default=5, help="held-out episodes per policy")
     co.add_argument("--baseline", default=None, help="a --reward true run, for the learning-curve plot")
     co.add_argument("--video", type=int, default=0, metavar="STEPS",
-                    help="also write compare/episode_final.webm (or .mp4 where opencv has H.264): STEPS steps of the final policy, learned and true "
-                         "reward drawn over the frames")
+                    help="also write compare/episode_final.webm (or .mp4 where opencv has H.264): STEPS steps of "
+                         "the final policy, learned and true reward drawn over the frames")
 
     ex = sub.add_parser("export", help="write a run's comparisons and clip metadata as JSONL (and the clips)")
     ex.add_argument("run_dir")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .errors import PrefrlError
 from .ratings import bradley_terry_scores, elo, intransitive_triples, labeler_agreement
-from .run_dir import RunDir, write_atomic
+from .run_dir import RunDir, replacing, write_atomic
 from .stats import correlations
 from .store import PreferenceStore
 
@@ -62,12 +61,8 @@ def _write_npz(path: Path, clip) -> None:
     arrays = {"obs": clip.obs, "actions": clip.actions, "true_rewards": clip.true_rewards}
     if clip.frames is not None:
         arrays["frames"] = clip.frames
-    partial = path.with_name(path.stem + ".partial.npz")
-    try:
+    with replacing(path) as partial:
         np.savez_compressed(partial, **arrays)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def import_labels(run_dir: str | Path, path: str | Path, labeler: str | None = None) -> dict:

@@ -20,7 +20,8 @@ import json
 import os
 import time
 import warnings
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,7 @@ try:
 except ImportError:  # Windows: no advisory locks; runs on one directory are then not refused
     fcntl = None
 
-__all__ = ["RunDir", "algo_class", "load_policy", "load_reward"]
+__all__ = ["RunDir", "algo_class", "load_policy", "load_reward", "replacing", "write_atomic"]
 
 # The files whose presence says a directory already holds a run (of ``prefrl train`` or ``prefrl lm``).
 RUN_FILES = ("config.json", "store.sqlite", "summary.json", "policy.zip", "metrics.csv", "reward_model.pt")
@@ -51,22 +52,32 @@ def algo_class(name: str):
     return {"ppo": PPO, "a2c": A2C}[name]
 
 
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A path beside ``path`` to write the new file to (``NAME.partial.EXT``: the extension kept, which
+    SB3 and numpy insist on, and no longer a name readers look for); once the block ends without
+    error it is moved over ``path`` (one rename: readers see the old file or the new one, never half
+    of one), and in any case no partial file is left."""
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write a file whole or not at all: a kill or a full disk mid-write leaves the old one (and no
     partial file beside it)."""
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with tmp.open("w") as f:
+        with replacing(path) as tmp, tmp.open("w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
         if exc.filename is None:  # a write that failed names no file: name the one being written
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class RunDir:
@@ -247,12 +258,8 @@ class RunDir:
         beside it, then moved over it, so a kill mid-save leaves the previous file."""
         path = Path(path or self.policy_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.stem + ".partial.zip")
-        try:
+        with replacing(path) as partial:
             agent.save(partial)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
         return path
 
     def save_reward_model(self, model: RewardEnsemble) -> None:

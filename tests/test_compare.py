@@ -77,25 +77,27 @@ def test_a_resumed_runs_curve_drops_the_rows_the_killed_run_logged_past_its_chec
     assert _resumed(rows)[2] is rows[5]  # the resumed run's row, not the killed run's
 
 
-def test_a_resumed_run_drops_the_metrics_rows_logged_past_its_checkpoint(tmp_path):
+def test_a_resumed_run_drops_the_metrics_rows_logged_past_its_checkpoint(tmp_path, monkeypatch):
     import csv
     from types import SimpleNamespace
 
+    import prefrl.metrics
     from prefrl.metrics import MetricsLog
 
-    import time
-
+    # A scripted clock, read once per row: the first process logs at 100..400 s after it began at 0.
+    clock = iter([100.0, 200.0, 300.0, 400.0, 1050.0])
+    monkeypatch.setattr(prefrl.metrics.time, "time", lambda: next(clock))
     path = tmp_path / "metrics.csv"
-    log = MetricsLog(path, time.time() - 1000, learned=False)  # the killed run began 1000 s ago
+    log = MetricsLog(path, 0.0, learned=False)
     for t in (100, 200, 300, 400):
         log.row(SimpleNamespace(num_timesteps=t, ep_info_buffer=[]))
     log.close()
-    # killed at 400, resumed from its checkpoint at 200 by a process that has just begun
-    log = MetricsLog(path, time.time(), append=True, learned=False, resumed_from=200)
+    # killed at 400, resumed from its checkpoint at 200 by a process that began at 1000 and logs at 1050
+    log = MetricsLog(path, 1000.0, append=True, learned=False, resumed_from=200)
     log.row(SimpleNamespace(num_timesteps=300, ep_info_buffer=[]))
     log.close()
     with path.open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["timesteps"]) for r in rows] == [100, 200, 300]
-    seconds = [float(r["wall_seconds"]) for r in rows]
-    assert seconds == sorted(seconds) and seconds[-1] >= 1000  # the run's time goes on, not from 0
+    # the run's own time goes on from the last kept row (200) by the new process's 50, not from 0
+    assert [float(r["wall_seconds"]) for r in rows] == [100.0, 200.0, 250.0]

@@ -68,6 +68,7 @@ def fidelity(run: Run, run_dir: str) -> dict:
     summary = train(TrainConfig(run.env, labels=run.settings["labels"], steps=run.settings["steps"], seed=run.seed,
                                 run_dir=str(run_dir), device=run.settings.get("device", "cpu"),
                                 reward_dropout=run.settings["reward_dropout"], progress_bar=False,
+                                query=run.settings.get("query", "disagreement"),
                                 overrides=dict(run.settings.get("overrides", {}))))
     train_seconds = time.time() - start
     trained = RunDir(run_dir)
@@ -93,6 +94,7 @@ def fidelity(run: Run, run_dir: str) -> dict:
         "spearman_clip": round(float(np.corrcoef(ranks(learned), ranks(true))[0, 1]), 4),
         "pearson_clip": round(float(np.corrcoef(learned, true)[0, 1]), 4),
         "rm_val_accuracy": summary.get("rm_val_accuracy"), "rm_labels": summary.get("rm_labels"),
+        "query": run.settings.get("query", "disagreement"),
         "overrides": run.settings.get("overrides", {}), "device": run.settings.get("device", "cpu"),
         "final_true_return": summary.get("true_return_mean"),
         "true_return_values": {str(v): int((true == v).sum()) for v in np.unique(true)},
@@ -111,6 +113,8 @@ def main() -> None:
     p.add_argument("--clips-per-policy", type=int, default=200)
     p.add_argument("--reward-dropout", type=float, default=None, help="Atari reward CNN dropout (default: the preset's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda: where PPO and the reward model run")
+    p.add_argument("--query", default=None, choices=["random", "disagreement", "entropy", "optimistic"],
+                   help="how queries are picked during RL (default: prefrl train's, disagreement)")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="preset fields of every run, e.g. fit_async=true reward_epochs=4")
     args = p.parse_args()
@@ -118,6 +122,8 @@ def main() -> None:
                 "clips_per_policy": args.clips_per_policy}
     if args.device != "cpu":  # keys only where given, so the rows made before these options stay cached
         settings["device"] = args.device
+    if args.query is not None:
+        settings["query"] = args.query
     if args.overrides:
         settings["overrides"] = parse_overrides(args.overrides)
     # One run at a time takes every core (the reward CNN refits on the one the envs leave idle).

@@ -24,7 +24,7 @@ from .atari import ATARI_GAMES, ATARI_HORIZON, make_atari
 from .wrappers import FixedHorizon
 
 __all__ = ["SUITE", "ATARI_SUITE", "EnvSpec", "make_atari", "FixedHorizon", "UnknownEnvError", "resolve", "make_env",
-           "registration", "register_recorded"]
+           "registration", "register_recorded", "action_space"]
 
 
 class UnknownEnvError(PrefrlError, ValueError):
@@ -184,3 +184,13 @@ def make_env(name: str, *, fixed_horizon: bool = True, render_mode: str | None =
     if fixed_horizon and spec.terminates:
         env = FixedHorizon(env, spec.horizon, spec.on_termination, spec.termination_reward)
     return env
+
+
+@functools.lru_cache(maxsize=None)
+def action_space(name: str) -> gym.spaces.Space:
+    """The action space of an env of the suite or a gymnasium id (the env made once, then closed)."""
+    env = make_env(name, fixed_horizon=False)
+    try:
+        return env.action_space
+    finally:
+        env.close()

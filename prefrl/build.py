@@ -193,17 +193,18 @@ def greedy_probe(venv: DummyVecEnv, steps: int, clip_length: int) -> Callable[[B
 
 
 def make_callback(stages: Stages, venv: LearnedRewardVecEnv, schedule: LabelSchedule, preset: Preset, steps: int,
-                  device: str, probe_venv: DummyVecEnv | None, on_update) -> PreferenceCallback:
-    """The SB3 callback that runs the stages at each rollout's end."""
+                  device: str, probe_venv: DummyVecEnv | None, on_update, off_policy: bool = False) -> PreferenceCallback:
+    """The SB3 callback that runs the stages at each rollout's end (for an off-policy learner, at each
+    rollout's end the replay buffer's new rewards and every ``round_steps`` the rest)."""
     return PreferenceCallback(
         venv, reward=stages.reward, recorder=stages.recorder, querier=stages.querier, feedback=stages.feedback,
         data=stages.data, fitter=stages.fitter, schedule=schedule,
         explore_steps=int(preset.explore_fraction * steps),
         # On CPU the reward CNN scores each 16 steps of the rollout on the core the envs leave idle.
-        overlap=16 if device == "cpu" and preset.reward_arch == "cnn" else 0,
+        overlap=16 if device == "cpu" and preset.reward_arch == "cnn" and not off_policy else 0,
         check=RefitCheck(preset.check_clips) if preset.check_clips else None,
         probe=greedy_probe(probe_venv, preset.greedy_steps, preset.clip_length) if probe_venv else None,
-        ask_in_worker=stages.ask_in_worker, on_update=on_update)
+        ask_in_worker=stages.ask_in_worker, on_update=on_update, round_steps=preset.round_steps)
 
 
 def set_threads(device: str, atari: bool) -> None:

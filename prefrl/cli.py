@@ -25,7 +25,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(defaults: bool = True) -> argparse.ArgumentParser:
+    """The command line; ``defaults=False``: ``train``'s options have no defaults, so that parsing says
+    which were given (what a ``--config`` file may not change, what ``--resume`` refuses)."""
     from . import __version__
 
     parser = _Parser(prog="prefrl", description="Reinforcement learning from human preferences.")
@@ -36,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train PPO on a reward learned from synthetic preferences, or on the true "
                                    "reward as a baseline. Prints the true return reached, the labels used and "
                                    "the run directory.")
+    if not defaults:
+        add = t.add_argument
+        t.add_argument = lambda *a, **kw: add(*a, **{**kw, "default": argparse.SUPPRESS})
     t.add_argument("env", nargs="?", help="a suite name (see `prefrl envs`) or a gymnasium id")
     t.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue a killed run from its last checkpoint with all its labels (other options are "
@@ -62,8 +67,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="PPO optimizes the ensemble mean less this many member stds (default 0: the mean)")
     t.add_argument("--feedback", default="synthetic", choices=("synthetic", "human"),
                    help="synthetic (the oracle answers) or human (answer in `prefrl label RUN_DIR`)")
-    t.add_argument("--algo", default="ppo", choices=("ppo", "a2c"),
-                   help="ppo (rl-zoo's tuned PPO) or a2c (the paper's Atari learner)")
+    t.add_argument("--algo", default="ppo", choices=("ppo", "a2c", "sac", "td3", "dqn"),
+                   help="ppo (rl-zoo's tuned PPO), a2c (the paper's Atari learner), or sac, td3 (Box actions) and "
+                        "dqn (Discrete actions), off-policy, their replay buffer relabeled after each refit (PEBBLE)")
+    t.add_argument("--hyperparams", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="the SB3 learner's keyword arguments in place of the preset's, as rl-zoo's flag: Python "
+                        "literals, dict(...), lin_<x> schedules (e.g. --hyperparams learning_rate=3e-4 "
+                        "policy_kwargs=\"dict(net_arch=[64, 64])\")")
+    t.add_argument("--config", default=None, metavar="FILE",
+                   help="a YAML or TOML file of settings for the run: any of these options by their long name "
+                        "(labels, seed, algo, ...), a `set` table of preset fields and a `hyperparams` table; "
+                        "options given on the command line win")
     t.add_argument("--reward-dropout", type=float, default=None,
                    help="dropout in the Atari reward CNN (default 0: learns faster at small budgets; the paper: 0.5)")
     t.add_argument("--reward", default="learned", choices=("learned", "true"),
@@ -237,25 +251,45 @@ def fault_line(exc: BaseException) -> str | None:
     return None
 
 
-def _resume_alone(args) -> None:
+def _given(argv: list[str]) -> set[str]:
+    """The ``train`` options given on the command line ``argv``, by their names in the namespace."""
+    return set(vars(_parser(defaults=False).parse_args(argv))) - {"command"}
+
+
+# How the command line spells an option, where it is not "--" + its name with dashes.
+_FLAGS = {"overrides": "--set", "fixed_horizon": "--no-fixed-horizon", "progress_bar": "--no-progress"}
+
+
+def _resume_alone(args, argv: list[str]) -> None:
     """``--resume`` reads every setting from the run's config.json: refuse others given with it
     (they were silently ignored), naming them. ``--no-progress`` only changes what is printed."""
     from .errors import PrefrlError
 
-    parser = _parser()
-    train = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices["train"]
-    flags = {a.dest: a.option_strings[0] if a.option_strings else None for a in train._actions}
-    defaults = vars(parser.parse_args(["train"]))
-    given = [flags[k] or f"the env {v!r}" for k, v in vars(args).items()
-             if k not in ("command", "resume", "progress_bar", "overrides") and v != defaults[k]]
-    if args.overrides:
-        given.append("--set")
+    given = _given(argv) - {"resume", "progress_bar"}
+    given = [f"the env {args.env!r}" if k == "env" else _FLAGS.get(k, "--" + k.replace("_", "-"))
+             for k in vars(args) if k in given]  # in the order --help lists them
     if given:
         raise PrefrlError(f"--resume {args.resume} takes its settings from the run's config.json: drop "
                           f"{', '.join(given)} (a resumed run goes on as it began)")
 
 
+def _train_settings(args, argv: list[str]) -> dict:
+    """``TrainConfig``'s keyword arguments: the command line's, over a ``--config`` file's."""
+    from .config import read_config_file
+
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "config")}
+    if args.config is None:
+        return settings
+    from_file = read_config_file(args.config)
+    given = _given(argv)
+    settings.update({k: v for k, v in from_file.items() if k not in given})
+    settings["overrides"] = {**from_file.get("overrides", {}), **args.overrides}
+    settings["hyperparams"] = {**from_file.get("hyperparams", {}), **args.hyperparams}
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # a usage error (one line, 2), or --help / --version (0)
@@ -296,18 +330,21 @@ def main(argv: list[str] | None = None) -> int:
                       f"{result['true_score_final']:.3f}, KL to SFT {result['kl_to_sft']:.2f} nats, "
                       f"run directory {result['run_dir']}")
             return 0
+        from .algos import parse_hyperparams
         from .config import TrainConfig, parse_overrides
         from .training import resume, train
 
-        if args.command == "train":
-            args.overrides = parse_overrides(args.overrides)
+        args.overrides = parse_overrides(args.overrides)
+        args.hyperparams = parse_hyperparams(args.hyperparams)
         if args.resume:
-            _resume_alone(args)
+            _resume_alone(args, argv)
             summary = resume(args.resume)
-        elif args.env is None:
-            raise PrefrlError("train needs an env (see `prefrl envs`), or --resume RUN_DIR to continue a run")
         else:
-            summary = train(TrainConfig(**{k: v for k, v in vars(args).items() if k not in ("command", "resume")}))
+            settings = _train_settings(args, argv)
+            if settings["env"] is None:
+                raise PrefrlError("train needs an env (see `prefrl envs`), a --config file naming one, or --resume "
+                                  "RUN_DIR to continue a run")
+            summary = train(TrainConfig(**settings))
     except PrefrlError as exc:
         print(f"prefrl: error: {exc}", file=sys.stderr)
         return 2

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from .envs import resolve
+from .algos import ALGOS, check_algo, check_hyperparams, try_build
+from .envs import action_space, resolve
 from .errors import PrefrlError
 from .presets import Preset, preset_for
 from .queries import QUERY_STRATEGIES
 from .teachers import make_teacher
 
-__all__ = ["TrainConfig", "check_record", "parse_overrides"]
+__all__ = ["TrainConfig", "check_record", "parse_overrides", "read_config_file"]
 
 # Seeds go to numpy (below 2**32), with offsets added for the other envs and the evaluation.
 MAX_SEED = 2**31 - 1
@@ -24,7 +27,8 @@ MAX_SEED = 2**31 - 1
 _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     **{k: (1, None, "a whole number ≥ 1") for k in (
         "n_envs", "timesteps", "clip_length", "label_batch", "candidate_steps", "reward_batch", "reward_epochs",
-        "reward_hidden", "random_steps", "eval_episodes", "a2c_envs")},
+        "reward_hidden", "random_steps", "eval_episodes", "a2c_envs", "off_policy_envs", "off_policy_timesteps",
+        "round_steps", "checkpoints")},
     **{k: (0, None, "a whole number ≥ 0") for k in (
         "greedy_steps", "reward_updates", "fit_delay", "reward_augment", "check_clips", "vector_threads")},
     "labels": (2, None, "at least 2"),
@@ -53,7 +57,9 @@ class TrainConfig:
         query: ``random`` or ``disagreement``.
         fixed_horizon: hide termination (see ``prefrl.envs.FixedHorizon``); the honest default.
         progress_bar: show SB3's progress bar.
-        algo: ``ppo`` (rl-zoo's tuned PPO) or ``a2c`` (the paper's Atari learner, with rl-zoo's settings).
+        algo: ``ppo`` (rl-zoo's tuned PPO), ``a2c`` (the paper's Atari learner, with rl-zoo's settings), or
+            the off-policy ``sac``, ``td3`` (Box actions) and ``dqn`` (Discrete actions), whose replay
+            buffer is relabeled after each reward-model update (PEBBLE).
         reward_dropout: dropout after each convolution of the Atari reward CNN (None: the preset's).
         teacher: the synthetic teacher, ``NAME`` or ``NAME:key=value,...``: B-Pref's ``oracle``, ``noisy``
             (β=1), ``myopic`` (γ=0.9), ``mistake`` (ε=0.1), ``skip`` (0.1), ``equal`` (0.1); see
@@ -72,6 +78,12 @@ class TrainConfig:
             minutes allow"); the final refit and the evaluation come after it. None: ``steps`` alone.
         overrides: fields of the env's :class:`~prefrl.presets.Preset` to replace for this run
             (``{"reward_epochs": 60}``; ``--set reward_epochs=60`` on the command line), for sweeps.
+        hyperparams: keyword arguments of the SB3 learner that replace the preset's
+            (``{"learning_rate": 3e-4}``; ``--hyperparams learning_rate=3e-4``, as rl-zoo's flag), held
+            as data: ``lin_<x>`` for a linear schedule, ``noise_type``/``noise_std`` for TD3's and
+            SAC's action noise, torch class names such as ``nn.ReLU`` in ``policy_kwargs``.
+        config_file: the YAML or TOML file (``--config``) the settings were read from, kept for the
+            record; the settings themselves are in the other fields.
     """
 
     env: str
@@ -93,6 +105,8 @@ class TrainConfig:
     rank_size: int = 2
     max_minutes: float | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    config_file: str | None = None
 
     def resolved_device(self) -> str:
         """``auto`` made concrete: ``cuda`` when torch sees a GPU, else ``cpu``."""
@@ -148,8 +162,10 @@ class TrainConfig:
             raise PrefrlError(f"--pessimism {self.pessimism} must be a finite number ≥ 0 (0: the ensemble mean)")
         if not 0 <= self.seed <= MAX_SEED:
             raise PrefrlError(f"--seed {self.seed} must be in 0..{MAX_SEED}")
-        if self.algo not in ("ppo", "a2c"):
-            raise PrefrlError(f"--algo {self.algo!r} is not known: use ppo or a2c")
+        if self.algo not in ALGOS:
+            raise PrefrlError(f"--algo {self.algo!r} is not known: use one of {', '.join(ALGOS)}")
+        check_algo(self.algo, self.env, action_space(self.env))
+        check_hyperparams(self.algo, self.hyperparams)
         if self.reward_dropout is not None and not 0.0 <= self.reward_dropout < 1.0:
             raise PrefrlError(f"--reward-dropout {self.reward_dropout} must be in [0, 1): the paper used 0.5")
         if self.labels is not None and self.labels < 2:
@@ -163,13 +179,15 @@ class TrainConfig:
         if self.max_minutes is not None and not (self.max_minutes > 0 and math.isfinite(self.max_minutes)):
             raise PrefrlError(f"--max-minutes {self.max_minutes} must be a positive number of minutes")
         preset = self.preset()
-        labels, steps = self.labels or preset.labels, self.steps or preset.timesteps
+        labels, steps = self.labels or preset.labels, self.steps or preset.timesteps_for(self.algo)
         initial = self.initial_labels or min(labels, max(2, round(preset.initial_fraction * labels)))
         clips = steps // preset.clip_length  # the clips RL's rollouts yield, all envs together
         if self.reward == "learned" and labels - initial > clips:
             raise PrefrlError(f"--labels {labels}: {labels - initial} of them would be asked during RL, but "
                               f"{steps} steps yield only {clips} clips of {preset.clip_length} steps: ask at most "
                               f"{initial + clips} labels, or give more --steps")
+        if self.hyperparams:
+            try_build(self.algo, self.env, {**preset.algo(self.algo)[1], **self.hyperparams})
         if self.query not in QUERY_STRATEGIES:
             raise PrefrlError(f"--query {self.query!r} is not known: use one of {', '.join(QUERY_STRATEGIES)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -182,12 +200,9 @@ _KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float),
                                                "dict[str, Any]": dict}
 
 
-def check_record(record: Any, source: Any) -> None:
-    """Check a run's saved ``config.json`` (``record``, read from ``source``): a JSON object naming the
-    env, each of :class:`TrainConfig`'s fields it holds of that field's type. One clear line if not."""
-    if not isinstance(record, dict) or not isinstance(record.get("env"), str):
-        raise PrefrlError(f"{source} is not a prefrl run's config (a JSON object naming its env): it was damaged or "
-                          "written by hand; restore it from a backup")
+def _wrong_type(record: dict) -> str | None:
+    """The first of :class:`TrainConfig`'s fields in ``record`` whose value is not of its type, said
+    as "NAME is VALUE, not of type T"; None if all are."""
     for f in fields(TrainConfig):
         if f.name not in record:
             continue
@@ -196,8 +211,100 @@ def check_record(record: Any, source: Any) -> None:
         if not any(value is None if k == "None" else
                    isinstance(value, _KINDS.get(k, object)) and not (k in ("int", "float") and isinstance(value, bool))
                    for k in kinds):
-            raise PrefrlError(f"{source}: {f.name} is {json.dumps(value)}, not of type {f.type}: it was damaged or "
-                              "written by hand; restore it from a backup")
+            return f"{f.name} is {json.dumps(value)}, not of type {f.type}"
+    return None
+
+
+def check_record(record: Any, source: Any) -> None:
+    """Check a run's saved ``config.json`` (``record``, read from ``source``): a JSON object naming the
+    env, each of :class:`TrainConfig`'s fields it holds of that field's type. One clear line if not."""
+    if not isinstance(record, dict) or not isinstance(record.get("env"), str):
+        raise PrefrlError(f"{source} is not a prefrl run's config (a JSON object naming its env): it was damaged or "
+                          "written by hand; restore it from a backup")
+    wrong = _wrong_type(record)
+    if wrong:
+        raise PrefrlError(f"{source}: {wrong}: it was damaged or written by hand; restore it from a backup")
+
+
+# YAML 1.1 (PyYAML) reads 1e-3 as text (it wants 1.0e-3); rl-zoo's files write !!float for it.
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")
+
+
+def _yaml_numbers(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _yaml_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_yaml_numbers(v) for v in value]
+    if isinstance(value, str) and _NUMBER.match(value):
+        return float(value)
+    return value
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """A ``--config`` file (YAML, ``.yaml``/``.yml``, or TOML, ``.toml``) as :class:`TrainConfig`'s
+    keyword arguments: its keys are ``train``'s options by their long names (``max_minutes`` or
+    ``max-minutes``), with a ``set`` table of preset fields and a ``hyperparams`` table of the
+    learner's; every key and type checked, one line naming the first that is wrong.
+
+    Example (TOML)::
+
+        env = "pendulum"
+        algo = "sac"
+        labels = 200
+        [set]
+        round_steps = 500
+        [hyperparams]
+        learning_rate = 1e-3
+        policy_kwargs = { net_arch = [64, 64] }
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise PrefrlError(f"--config {path}: name a .toml, .yaml or .yml file (its suffix says how to read it)")
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise PrefrlError(f"--config {path}: no such file") from None
+    except IsADirectoryError:
+        raise PrefrlError(f"--config {path} is a directory: name the settings file") from None
+    except UnicodeDecodeError:
+        raise PrefrlError(f"--config {path} is not UTF-8 text: save it as UTF-8") from None
+    try:
+        if suffix == ".toml":
+            data = _toml().loads(text)
+        else:
+            import yaml
+
+            data = _yaml_numbers(yaml.safe_load(text))
+    except Exception as exc:  # tomllib's and PyYAML's own errors say where the file is wrong
+        what = "TOML" if suffix == ".toml" else "YAML"
+        raise PrefrlError(f"--config {path} is not valid {what}: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise PrefrlError(f"--config {path} holds {type(data).__name__}, not a table of settings (key: value lines)")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    allowed = {f.name for f in fields(TrainConfig)} - {"overrides", "hyperparams", "config_file"} | {"set", "hyperparams"}
+    for key, value in data.items():
+        if key not in allowed:
+            raise PrefrlError(f"--config {path}: unknown setting {key!r}; use {', '.join(sorted(allowed))}")
+        if key in ("set", "hyperparams") and not isinstance(value, dict):
+            raise PrefrlError(f"--config {path}: {key} must be a table of KEY = VALUE, not {json.dumps(value)}")
+    settings = {k: v for k, v in data.items() if k not in ("set", "hyperparams")}
+    for f in fields(TrainConfig):  # 1e5 steps: a whole number written as a float
+        value = settings.get(f.name)
+        if "int" in str(f.type) and isinstance(value, float) and value.is_integer():
+            settings[f.name] = int(value)
+    wrong = _wrong_type(settings)
+    if wrong:
+        raise PrefrlError(f"--config {path}: {wrong}")
+    return {**settings, "overrides": dict(data.get("set", {})), "hyperparams": dict(data.get("hyperparams", {})),
+            "config_file": str(Path(path).resolve())}
+
+
+def _toml():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""The learned reward inside PPO's rollouts: every step recorded (clips are cut from what the agent
-did), the reward written into the rollout buffer a whole rollout at a time, the true reward kept.
+"""The learned reward inside the learner's buffers: every step recorded (clips are cut from what the
+agent did), the reward written into PPO's or A2C's rollout buffer a whole rollout at a time, or into
+an off-policy learner's replay buffer, where every stored transition is relabeled after each
+reward-model update (PEBBLE, Lee et al. 2021); the true reward kept.
 
 For a learned reward computed at each step (any SB3 learner, a user's own script), see
 :class:`prefrl.wrappers.RewardVecEnvWrapper`.
@@ -7,15 +9,16 @@ For a learned reward computed at each step (any SB3 learner, a user's own script
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from .clips import pack_frames
 
-__all__ = ["StepRecord", "LearnedRewardVecEnv", "relabel_rollout"]
+__all__ = ["StepRecord", "LearnedRewardVecEnv", "relabel_rollout", "write_replay", "relabel_replay"]
 
 
 class StepRecord(NamedTuple):
@@ -97,3 +100,32 @@ def relabel_rollout(buffer: RolloutBuffer, learned_rewards: np.ndarray, last_val
     """
     buffer.rewards += learned_rewards.reshape(buffer.rewards.shape).astype(np.float32)
     buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+
+
+def write_replay(buffer: ReplayBuffer, learned_rewards: np.ndarray) -> None:
+    """Write the learned rewards (k, n_envs) of the k transitions ``buffer`` received last (SB3's
+    off-policy learners store each vector step as one row; the rewards there are the deferred env's zeros)."""
+    k = len(learned_rewards)
+    rows = (buffer.pos - k + np.arange(k)) % buffer.buffer_size
+    buffer.rewards[rows] = learned_rewards.reshape(k, buffer.n_envs)
+
+
+def relabel_replay(buffer: ReplayBuffer, reward: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                   obs_shape: tuple[int, ...], action_shape: tuple[int, ...],
+                   unscale: Callable[[np.ndarray], np.ndarray] | None = None, chunk: int = 4096) -> int:
+    """Rewrite the reward of every transition in ``buffer`` with ``reward`` (observations, actions ->
+    learned rewards), as PEBBLE does after each reward-model update; returns the rows relabeled.
+
+    ``obs_shape`` and ``action_shape`` are the env's spaces' shapes (the buffer holds a Discrete
+    observation or action as one value); ``unscale`` maps the buffer's actions to the env's (SB3
+    stores a Box action rescaled to [-1, 1]: ``policy.unscale_action``)."""
+    n = buffer.buffer_size if buffer.full else buffer.pos
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        obs = buffer.observations[start:stop].reshape(stop - start, buffer.n_envs, *obs_shape)
+        actions = buffer.actions[start:stop]
+        if unscale is not None:
+            actions = unscale(actions)
+        actions = actions.reshape(stop - start, buffer.n_envs, *action_shape)
+        buffer.rewards[start:stop] = reward(obs, actions)
+    return n

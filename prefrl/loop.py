@@ -1,5 +1,6 @@
 """The one preference loop, closed inside SB3's ``learn``: clips -> queries -> labels -> reward model
--> learned reward for the agent.
+-> learned reward for the agent (into PPO's or A2C's rollout buffer, or an off-policy learner's
+replay buffer, relabeled whole after each refit).
 
 Each stage is an object passed in, with one job (see :mod:`prefrl.queries`, :mod:`prefrl.feedback`,
 :mod:`prefrl.labeled_data`, :mod:`prefrl.fitting`, :mod:`prefrl.reward_fn`); the callback only calls
@@ -14,8 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 
 from .clips import Clip, ClipRecorder
 from .diagnostics import RefitCheck
@@ -23,7 +26,7 @@ from .exploration import knn_novelty
 from .feedback import Feedback
 from .fitting import AsyncFitter, Fitter
 from .labeled_data import LabeledData
-from .learned_reward import LearnedRewardVecEnv, StepRecord, relabel_rollout
+from .learned_reward import LearnedRewardVecEnv, StepRecord, relabel_replay, relabel_rollout, write_replay
 from .queries import Querier
 from .reward_fn import LearnedReward
 from .reward_training import TrainStats
@@ -36,6 +39,12 @@ class PreferenceCallback(BaseCallback):
     """At the end of each rollout: cut clips, ask the labels the schedule has due, refit the reward
     model when the feedback calls for it, and write the learned reward into the rollout buffer (one
     batch for the whole rollout).
+
+    With an off-policy learner (SAC, TD3, DQN: one with a ``replay_buffer``) the learned reward of
+    each rollout's new transitions is written into the replay buffer at its end, before the updates
+    that follow; the rest (clips, queries, refits) runs once ``round_steps`` env steps have
+    gathered, and after each refit every transition in the replay buffer is relabeled with the new
+    ensemble (PEBBLE). The novelty bonus is on-policy only.
 
     Args:
         venv: the deferred :class:`LearnedRewardVecEnv` the agent steps (it records every step).
@@ -61,7 +70,9 @@ class PreferenceCallback(BaseCallback):
             which picks them from a copy of the candidate clips and has them answered before its
             next refit, off the agent's path (synthetic feedback only: the querier and feedback
             must then use a store connection of their own).
-        on_update: called after each rollout with the callback (``rollout`` holds its figures).
+        on_update: called after each rollout with the callback (``rollout`` holds its figures); with an
+            off-policy learner, after each round.
+        round_steps: off-policy learners only: env steps (all envs) between rounds.
 
     ``seconds`` adds up the wall time of each stage (``collect``, ``probe``, ``ask``, ``fit``,
     ``check``, ``relabel``, ``log``): where the loop's overhead over plain PPO goes. ``rollout``
@@ -73,7 +84,7 @@ class PreferenceCallback(BaseCallback):
                  querier: Querier, feedback: Feedback, data: LabeledData, fitter: Fitter | AsyncFitter,
                  schedule: LabelSchedule, explore_steps: int = 0, overlap: int = 0, check: RefitCheck | None = None,
                  probe: Callable[[BaseAlgorithm, int], list[Clip]] | None = None, ask_in_worker: bool = False,
-                 on_update: Callable[[PreferenceCallback], None] | None = None):
+                 on_update: Callable[[PreferenceCallback], None] | None = None, round_steps: int = 1000):
         super().__init__()
         self.venv = venv
         self.reward = reward
@@ -92,6 +103,11 @@ class PreferenceCallback(BaseCallback):
         self.ask_in_worker = ask_in_worker
         self.asked = 0  # queries asked, or handed to the worker, so far (from the querier's count at training start)
         self.on_update = on_update
+        self.round_steps = round_steps
+        self.replay = None  # an off-policy learner's replay buffer (set when training starts)
+        self.relabeled = 0  # replay-buffer transitions relabeled after refits, all together
+        self._written: list[np.ndarray] = []  # learned rewards written into the replay buffer this round
+        self._rollout_steps = 0
         self._learned_return = np.zeros(venv.num_envs)
         self.learned_episode_returns: list[float] = []
         self.seconds: dict[str, float] = defaultdict(float)
@@ -144,23 +160,53 @@ class PreferenceCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         self.asked = self.querier.asked  # the initial queries (or a resumed run's) are asked by now
+        self.replay = getattr(self.model, "replay_buffer", None)
+        n_envs = self.venv.num_envs
+        if self.replay is None:
+            self._rollout_steps = self.model.n_steps * n_envs
+        else:
+            freq = self.model.train_freq
+            self._rollout_steps = (freq.frequency * n_envs if freq.unit == TrainFrequencyUnit.STEP
+                                   else self.round_steps)
+
+    def _write_replay(self) -> None:
+        """The learned reward of the transitions stored since the last call, into the replay buffer."""
+        done = sum(len(w) for w in self._written)
+        if self.venv.n_recorded > done:
+            learned = self.reward(*self.venv.recorded(done, self.venv.n_recorded))
+            write_replay(self.replay, learned)
+            self._written.append(learned)
+
+    def _relabel_replay(self) -> None:
+        space = self.venv.observation_space, self.venv.action_space
+        unscale = self.model.policy.unscale_action if isinstance(space[1], spaces.Box) else None
+        self.relabeled += relabel_replay(self.replay, self.reward, space[0].shape, space[1].shape, unscale)
 
     def _on_rollout_start(self) -> None:
         self.fitter.resume()
 
     def _on_rollout_end(self) -> None:
         self._clock = time.perf_counter()
+        t = self.num_timesteps
+        final = t + self._rollout_steps > self.schedule.total_timesteps
+        if self.replay is not None:
+            self._write_replay()  # before the learner's updates that follow this rollout
+            self._lap("relabel")
+            if self.venv.n_recorded * self.venv.num_envs < self.round_steps and not final:
+                self.fitter.pause()
+                return
         record = self.venv.drain()
         # Wait for the background scores before asking or refitting touches the ensemble.
         scored = [f.result() for f in self._scored]
         self._scored, self._submitted = [], 0
         if record is None:
             return
-        t = self.num_timesteps
         self.recorder.add_steps(record.obs, record.actions, record.true_rewards, record.dones, t, record.frames)
         self._lap("collect")
-        final = t + self.model.n_steps * self.venv.num_envs > self.schedule.total_timesteps
-        learned = self._score(record, scored)  # with the ensemble as it is; rescored after a refit
+        if self.replay is not None:  # written rollout by rollout with the ensemble as it was
+            learned, self._written = np.concatenate(self._written), []
+        else:
+            learned = self._score(record, scored)  # with the ensemble as it is; rescored after a refit
         self._lap("relabel")
 
         asked = self._ask(self.schedule.target(t) - self.asked, final)
@@ -176,6 +222,8 @@ class PreferenceCallback(BaseCallback):
         self.rollout = {"true_reward": float(record.true_rewards.mean()), "refit": float(refit)}
         if refit:
             learned = self.reward(record.obs, record.actions)
+            if self.replay is not None:
+                self._relabel_replay()
             self._lap("relabel")
             if fresh:
                 after = self._check(fresh, learned, record)
@@ -184,12 +232,13 @@ class PreferenceCallback(BaseCallback):
                         self.logger.record(f"diagnostics/{key}_{name}", value)
                         self.rollout[f"{key}_{name}"] = value
         self.rollout["learned_reward"] = float(learned.mean())
-        weight = 1.0 - t / self.explore_steps if self.explore_steps else 0.0
-        if weight > 0:
-            novelty = knn_novelty(record.obs.reshape(-1, *record.obs.shape[2:]), seed=t)
-            learned = learned + weight * self.reward.model.config.reward_std * novelty.reshape(learned.shape)
-            self.logger.record("prefrl/novelty_weight", weight)
-        relabel_rollout(self.model.rollout_buffer, learned, self.locals["values"], self.locals["dones"])
+        if self.replay is None:
+            weight = 1.0 - t / self.explore_steps if self.explore_steps else 0.0
+            if weight > 0:
+                novelty = knn_novelty(record.obs.reshape(-1, *record.obs.shape[2:]), seed=t)
+                learned = learned + weight * self.reward.model.config.reward_std * novelty.reshape(learned.shape)
+                self.logger.record("prefrl/novelty_weight", weight)
+            relabel_rollout(self.model.rollout_buffer, learned, self.locals["values"], self.locals["dones"])
         self._lap("relabel")
         self._log_returns(learned, record.dones)
         if self.on_update is not None:

@@ -68,6 +68,16 @@ class Preset:
         eval_episodes: episodes of the plain env the final policy is scored on.
         a2c: keyword arguments for SB3's ``A2C`` when ``--algo a2c`` is chosen.
         a2c_envs: parallel envs for A2C (None: ``n_envs``).
+        sac, td3, dqn: keyword arguments for SB3's ``SAC``, ``TD3`` and ``DQN`` (rl-zoo's tuned ones where
+            they exist; ``noise_type``/``noise_std`` as rl-zoo writes them), for ``--algo sac`` etc.
+        off_policy_envs: parallel envs for SAC, TD3 and DQN (rl-zoo uses one).
+        off_policy_timesteps: env steps of SAC, TD3 and DQN (None: ``timesteps``); they need far fewer.
+        round_steps: off-policy learners only: env steps between rounds of the preference loop (clips
+            cut, labels asked, the reward model refit, then every transition in the replay buffer
+            relabeled with it). The learned reward of each new transition is written before the
+            learner's next update whatever this is; on-policy learners run a round at each rollout's end.
+        checkpoints: policy checkpoints saved over the run, evenly spaced (for learning curves and
+            ``--resume``).
         fit_async: refit the reward model in a worker thread whenever new labels have come, the agent
             taking the newest finished refit at each rollout's end and never waiting for one
             (:class:`prefrl.fitting.AsyncFitter`; the paper's reward model trained asynchronously).
@@ -123,12 +133,28 @@ class Preset:
     eval_episodes: int = 10
     a2c: dict[str, Any] = field(default_factory=dict)
     a2c_envs: int | None = None
+    sac: dict[str, Any] = field(default_factory=dict)
+    td3: dict[str, Any] = field(default_factory=dict)
+    dqn: dict[str, Any] = field(default_factory=dict)
+    off_policy_envs: int = 1
+    off_policy_timesteps: int | None = None
+    round_steps: int = 1000
+    checkpoints: int = 5
 
     def algo(self, name: str) -> tuple[int, dict[str, Any]]:
-        """Parallel envs and SB3 keyword arguments of ``ppo`` or ``a2c``."""
+        """Parallel envs and SB3 keyword arguments (as data: see :func:`prefrl.algos.build_kwargs`) of
+        ``ppo``, ``a2c``, ``sac``, ``td3`` or ``dqn``."""
         if name == "a2c":
             return self.a2c_envs or self.n_envs, dict(self.a2c)
+        if name in ("sac", "td3", "dqn"):
+            return self.off_policy_envs, dict(getattr(self, name))
         return self.n_envs, dict(self.ppo)
+
+    def timesteps_for(self, name: str) -> int:
+        """Env steps of a run with learner ``name``."""
+        if name in ("sac", "td3", "dqn") and self.off_policy_timesteps is not None:
+            return self.off_policy_timesteps
+        return self.timesteps
 
 
 # Whether the reward model sees the action was measured per env (200 labels, seeds 0-2). On pendulum,
@@ -158,6 +184,11 @@ PRESETS: dict[str, Preset] = {
         ppo=dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
                  learning_rate=_linear(1e-3), clip_range=_linear(0.2)),
         candidate_steps=20_000, reward_epochs=60, initial_fraction=0.5, labels_until=0.75, greedy_steps=2000,
+        # rl-zoo hyperparams/dqn.yml, CartPole-v1 ("almost tuned", 50k steps on the true reward).
+        dqn=dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
+                 target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+                 exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256])),
+        off_policy_timesteps=100_000,
     ),
     # rl-zoo Pendulum-v1 (tuned), but with the learning rate decayed linearly: at a constant 1e-3,
     # policies that had reached -190 collapsed to -970 late in 150k-step runs.
@@ -167,6 +198,11 @@ PRESETS: dict[str, Preset] = {
                  clip_range=0.2, use_sde=True, sde_sample_freq=4),
         reward_uses_action=False,
         reward_updates=200,  # 8 epochs over ~100 labels left the model underfit (train loss 0.36)
+        # rl-zoo hyperparams/sac.yml and td3.yml, Pendulum-v1 (20k steps on the true reward).
+        sac=dict(learning_rate=1e-3),
+        td3=dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000, noise_type="normal", noise_std=0.1,
+                 gradient_steps=1, train_freq=1, learning_rate=1e-3, policy_kwargs=dict(net_arch=[400, 300])),
+        off_policy_timesteps=20_000,
     ),
     # rl-zoo Acrobot-v1 (untuned there; it also normalizes observations and runs 1e6 steps).
     "acrobot": Preset(
@@ -182,12 +218,22 @@ PRESETS: dict[str, Preset] = {
         # -79, -78 (experiments/sweep.py --env acrobot --configs
         # "A:reward_epochs=60,labels_until=0.75"); the README's table has all ten.
         reward_epochs=60, labels_until=0.75,
+        # rl-zoo hyperparams/dqn.yml, Acrobot-v1 (tuned, 100k steps).
+        dqn=dict(learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0, gamma=0.99,
+                 target_update_interval=250, train_freq=4, gradient_steps=-1, exploration_fraction=0.12,
+                 exploration_final_eps=0.1, policy_kwargs=dict(net_arch=[256, 256])),
+        off_policy_timesteps=100_000,
     ),
     # rl-zoo MountainCar-v0 (untuned there; normalize, 1e6 steps).
     "mountaincar": Preset(
         n_envs=16, timesteps=300_000, labels=200, clip_length=50,
         ppo=dict(n_steps=16, gae_lambda=0.98, gamma=0.99, n_epochs=4, ent_coef=0.0),
         reward_uses_action=False,
+        # rl-zoo hyperparams/dqn.yml, MountainCar-v0 (tuned, 120k steps).
+        dqn=dict(learning_rate=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000, gamma=0.98,
+                 target_update_interval=600, train_freq=16, gradient_steps=8, exploration_fraction=0.2,
+                 exploration_final_eps=0.07, policy_kwargs=dict(net_arch=[256, 256])),
+        off_policy_timesteps=120_000,
     ),
 }
 
@@ -219,6 +265,10 @@ ATARI_PRESET = Preset(
     a2c=dict(ent_coef=0.01, vf_coef=0.25,
              policy_kwargs=dict(optimizer_class=RMSpropTFLike, optimizer_kwargs=dict(eps=1e-5))),
     a2c_envs=16,
+    # rl-zoo hyperparams/dqn.yml, atari (one env, 10M steps there).
+    dqn=dict(buffer_size=100_000, learning_rate=1e-4, batch_size=32, learning_starts=100_000,
+             target_update_interval=1000, train_freq=4, gradient_steps=1, exploration_fraction=0.1,
+             exploration_final_eps=0.01, optimize_memory_usage=False),
 )
 
 # Atari on a GPU: what the GPU pong run measured (one H100, code 7084254169f8; README "Pong on one GPU

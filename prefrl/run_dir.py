@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .algos import OFF_POLICY, algo_class, build_kwargs
 from .config import check_record
 from .errors import PrefrlError
 from .store import PreferenceStore
@@ -39,17 +40,10 @@ try:
 except ImportError:  # Windows: no advisory locks; runs on one directory are then not refused
     fcntl = None
 
-__all__ = ["RunDir", "algo_class", "load_policy", "load_reward", "replacing", "write_atomic"]
+__all__ = ["RunDir", "load_policy", "load_reward", "replacing", "write_atomic"]
 
 # The files whose presence says a directory already holds a run (of ``prefrl train`` or ``prefrl lm``).
 RUN_FILES = ("config.json", "store.sqlite", "summary.json", "policy.zip", "metrics.csv", "reward_model.pt")
-
-
-def algo_class(name: str):
-    """SB3's class for ``ppo`` or ``a2c``."""
-    from stable_baselines3 import A2C, PPO  # SB3 and torch load only where a policy is built
-
-    return {"ppo": PPO, "a2c": A2C}[name]
 
 
 @contextmanager
@@ -330,11 +324,14 @@ class RunDir:
         spec = resolve(config["env"])
         algo_name = config.get("algo", "ppo")
         _, kwargs = replace(preset_for(spec.name, spec.atari), **config.get("overrides", {})).algo(algo_name)
+        kwargs.update(config.get("hyperparams", {}))
+        if algo_name in OFF_POLICY:
+            kwargs["buffer_size"] = 1  # acting needs no replay buffer (an Atari one takes gigabytes)
         venv = DummyVecEnv([lambda: make_env(spec.name, fixed_horizon=config.get("fixed_horizon", True))])
         with warnings.catch_warnings():  # one env here, so PPO's batch size does not divide its rollout: no matter
             warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
             algo = algo_class(algo_name)("CnnPolicy" if spec.atari else "MlpPolicy", venv, device=device, verbose=0,
-                                         **kwargs)
+                                         **build_kwargs(algo_name, kwargs, venv.action_space))
         set_parameters(algo, path or self.policy_path, device)
         return algo
 

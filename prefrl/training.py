@@ -18,6 +18,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 
+from .algos import OFF_POLICY, algo_class, build_kwargs
 from .build import make_callback, make_reward, make_stages, make_venv, pretrain, resume_reward, set_threads
 from .config import TrainConfig
 from .envs import EnvSpec, make_env, registration, resolve
@@ -26,7 +27,7 @@ from .learned_reward import LearnedRewardVecEnv
 from .metrics import EachRollout, MetricsLog
 from .presets import Preset
 from .progress import progress
-from .run_dir import RunDir, algo_class, set_parameters
+from .run_dir import RunDir, set_parameters
 from .schedule import LabelSchedule
 
 __all__ = ["train", "resume"]
@@ -43,7 +44,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     config.validate()
     start = time.time()
     spec, preset = resolve(config.env), config.preset()
-    labels, steps = config.labels or preset.labels, config.steps or preset.timesteps
+    labels, steps = config.labels or preset.labels, config.steps or preset.timesteps_for(config.algo)
     device = config.resolved_device()
     learned = config.reward == "learned"
 
@@ -66,7 +67,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
                              preset.vector_threads)
 
         venv = envs(0, frames)
-        metrics = MetricsLog(run.metrics_path, start, every=1000 if config.algo == "a2c" else 0, append=resume,
+        # A row per update, or per round_steps env steps for off-policy learners (an update every step or
+        # few) and per 1000 for A2C (one every 80 steps).
+        every = preset.round_steps if config.algo in OFF_POLICY else 1000 if config.algo == "a2c" else 0
+        metrics = MetricsLog(run.metrics_path, start, every=every, append=resume,
                              learned=learned, resumed_from=done_steps if resume else None)
 
         # The learned reward and the loop's stages; the initial labels and the first fit before RL.
@@ -90,11 +94,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             callback = make_callback(
                 stages, venv, schedule, preset, steps, device, probe_venv,
                 on_update=lambda cb: metrics.row(cb.model, stages.data.n, cb.learned_episode_returns,
-                                                 stages.fitter.last_stats, cb.rollout))
+                                                 stages.fitter.last_stats, cb.rollout),
+                off_policy=config.algo in OFF_POLICY)
         else:
             callback = EachRollout(metrics.row)
-        # Five policy checkpoints over the run, for comparing learned and true reward along the way.
-        checkpoints = Checkpoints(max(1, steps // (5 * n_envs)), run)
+        # Policy checkpoints over the run (five by default), for comparing learned and true reward along the way.
+        checkpoints = Checkpoints(max(1, steps // (preset.checkpoints * n_envs)), run)
 
         callbacks = [callback, checkpoints]
         if config.max_minutes is not None:
@@ -103,7 +108,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         # RL.
         agent = algo_class(config.algo)("CnnPolicy" if spec.atari else "MlpPolicy", venv, seed=config.seed,
                                         device=device, verbose=0, tensorboard_log=str(run.tensorboard_dir),
-                                        **algo_kwargs)
+                                        **build_kwargs(config.algo, {**algo_kwargs, **config.hyperparams},
+                                                       venv.action_space))
         resumed_from = 0
         if checkpoint is not None:
             set_parameters(agent, checkpoint, device)
@@ -139,6 +145,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             "reward": config.reward,
             "algo": config.algo,
             "overrides": config.overrides,
+            "hyperparams": config.hyperparams,
             "fixed_horizon": config.fixed_horizon,
             "timesteps": int(agent.num_timesteps),
             "true_return_mean": float(np.mean(returns)),

@@ -103,8 +103,9 @@ def test_compare_that_cannot_write_its_figures_says_so_before_its_rollouts(run, 
 def test_resume_takes_no_other_settings(run, capsys):
     (run / "summary.json").unlink()
     before = (run / "config.json").read_text()
-    _one_line(capsys, ["train", "--resume", str(run), "--labels", "5", "--seed", "3", "--set", "reward_epochs=2"],
-              "takes its settings from the run's config.json: drop --labels, --seed, --set")
+    _one_line(capsys, ["train", "--resume", str(run), "--labels", "5", "--seed", "3", "--set", "reward_epochs=2",
+                       "--config", "run.toml", "--hyperparams", "gamma=0.9"],
+              "takes its settings from the run's config.json: drop --labels, --seed, --hyperparams, --config, --set")
     assert (run / "config.json").read_text() == before
 
 

@@ -74,7 +74,7 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["train", "cartpole", "--labels", "0"], "--labels 0 is too few"),
         (["train", "cartpole", "--query", "best"], "--query 'best' is not known"),
         (["train", "cartpole", "--reward", "fake"], "argument --reward: invalid choice: 'fake'"),
-        (["train", "cartpole", "--algo", "dqn"], "argument --algo: invalid choice: 'dqn'"),
+        (["train", "cartpole", "--algo", "ddpg"], "argument --algo: invalid choice: 'ddpg'"),
         (["train", "cartpole", "--initial-labels", "1"], "--initial-labels 1 must be at least 2"),
         (["train", "cartpole", "--labels", "10", "--initial-labels", "11"], "at most the label budget"),
         (["train", "cartpole", "--feedback", "crowd"], "argument --feedback: invalid choice: 'crowd'"),

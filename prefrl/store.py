@@ -404,9 +404,12 @@ class PreferenceStore:
 
     def import_labels(self, rows: list[dict], source: str = "import") -> tuple[int, int]:
         """Store answered comparisons brought from elsewhere (``left_id``, ``right_id``, ``preference``,
-        ``labeler``, ``labeled_at``), all in one commit; a row this store already holds (the same pair,
-        labeler and answer) is passed over, so importing a file twice adds nothing. Returns (added,
-        already held). Rows must be checked first (:func:`prefrl.reports.import_labels` does)."""
+        ``labeler``, ``labeled_at``), all in one commit. A row that answers a query waiting in this
+        store (the same pair, pending) answers it, so labels given elsewhere to the queries a trainer
+        asked (exported, answered, imported) are what it waits for; a row this store already holds
+        (the same pair, labeler and answer) is passed over, so importing a file twice adds nothing;
+        any other row is added as a new comparison. Returns (added or answered, already held). Rows
+        must be checked first (:func:`prefrl.reports.import_labels` does)."""
         added = held = 0
         now = time.time()
         with self._transaction():
@@ -415,6 +418,14 @@ class PreferenceStore:
                 if self._db.execute("SELECT 1 FROM comparisons WHERE left_id = ? AND right_id = ? AND labeler IS ?"
                                     " AND preference = ? AND status = 'labeled'", pair).fetchone():
                     held += 1
+                    continue
+                waiting = self._db.execute("SELECT id FROM comparisons WHERE left_id = ? AND right_id = ? AND "
+                                           "status = 'pending' ORDER BY id LIMIT 1", pair[:2]).fetchone()
+                if waiting:
+                    self._db.execute("UPDATE comparisons SET status = 'labeled', preference = ?, labeler = ?, "
+                                     "labeled_at = ?, claimed_by = NULL, claimed_at = NULL WHERE id = ?",
+                                     (pair[3], pair[2], row.get("labeled_at") or now, waiting[0]))
+                    added += 1
                     continue
                 self._db.execute(
                     "INSERT INTO comparisons (left_id, right_id, status, preference, source, labeler, created,"

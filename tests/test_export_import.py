@@ -78,3 +78,44 @@ def test_import_brings_answered_comparisons_in_once_and_checks_every_line_first(
         assert len(err) == 1 and message in err[0] and "nothing was imported" in err[0], err
     with PreferenceStore(other / "store.sqlite", create=False) as store:
         assert store.num_labels() == 2  # the good first line of a bad file was not imported either
+
+
+def test_a_trainer_waiting_for_people_trains_on_labels_given_elsewhere_and_imported(tmp_path):
+    """The loop a lab with its own labeling tool runs: export the queries a `--feedback human` trainer
+    asked, answer them elsewhere (here: by the clips' true returns, from the export), import the
+    answers as JSONL; the trainer takes them as it takes the window's, and its reward model is fit on them."""
+    import subprocess
+    import sys
+    import time
+
+    run, out = tmp_path / "run", tmp_path / "out"
+    trainer = subprocess.Popen([sys.executable, "-m", "prefrl", "train", "cartpole", "--feedback", "human", "--labels",
+                                "10", "--steps", "2048", "--set", "eval_episodes=1", "--no-progress", "--run-dir",
+                                str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    imported, deadline = 0, time.time() + 600
+    try:
+        while trainer.poll() is None and time.time() < deadline:
+            time.sleep(0.3)
+            if not (run / "store.sqlite").exists() or main(["export", str(run), "--out", str(out)]) != 0:
+                continue
+            clips = {row["id"]: row["true_return"]
+                     for row in map(json.loads, (out / "clips.jsonl").read_text().splitlines())}
+            waiting = [row for row in map(json.loads, (out / "comparisons.jsonl").read_text().splitlines())
+                       if row["status"] == "pending"]
+            if not waiting:
+                continue
+            answers = tmp_path / "answers.jsonl"
+            answers.write_text("".join(json.dumps({
+                "left_id": q["left_id"], "right_id": q["right_id"], "labeler": "elsewhere",
+                "preference": 0.5 if clips[q["left_id"]] == clips[q["right_id"]]
+                else float(clips[q["left_id"]] > clips[q["right_id"]])}) + "\n" for q in waiting))
+            assert main(["import", str(run), str(answers)]) == 0
+            imported += len(waiting)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    assert trainer.wait() == 0, trainer.stderr.read()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["labels_used"] == 10 == imported and summary["rm_labels"] == 10  # every imported label fit on
+    with PreferenceStore(run / "store.sqlite", create=False) as store:
+        assert {c.labeler for c in store.comparisons("labeled")} == {"elsewhere"} and store.num_pending() == 0

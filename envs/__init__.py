@@ -18,13 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
+import numpy as np
 
 from ..errors import PrefrlError
 from .atari import ATARI_GAMES, ATARI_HORIZON, make_atari
 from .wrappers import FixedHorizon
 
 __all__ = ["SUITE", "ATARI_SUITE", "EnvSpec", "make_atari", "FixedHorizon", "UnknownEnvError", "resolve", "make_env",
-           "registration", "register_recorded", "action_space"]
+           "registration", "register_recorded", "action_space", "frames_for_people", "renders_rgb"]
 
 
 class UnknownEnvError(PrefrlError, ValueError):
@@ -194,3 +195,26 @@ def action_space(name: str) -> gym.spaces.Space:
         return env.action_space
     finally:
         env.close()
+
+
+def frames_for_people(spec: EnvSpec) -> bool:
+    """Whether people labeling this env's clips need its frames recorded: the labeling window draws
+    the suite's classic-control clips from their stored states; an Atari game's and any other env's
+    (a user's own) from RGB frames recorded as the agent plays."""
+    return spec.atari or spec.name not in SUITE
+
+
+@functools.lru_cache(maxsize=None)
+def renders_rgb(name: str) -> str | None:
+    """None if the env renders RGB frames in ``rgb_array`` mode; else what it renders instead."""
+    env = make_env(name, fixed_horizon=False, render_mode="rgb_array")
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        env.close()
+    if isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3:
+        return None
+    return f"{type(frame).__name__} {getattr(frame, 'shape', '')}".strip()

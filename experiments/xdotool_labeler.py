@@ -7,6 +7,8 @@ are a tie) and presses Left, Right or Down in the window with xdotool, as a pers
 would, never through the app's event handler. Prints the run's summary and the answers given.
 
     python experiments/xdotool_labeler.py --env cartpole --seed 0
+    PYTHONPATH=docs/examples python experiments/xdotool_labeler.py --env my_envs:SlowPole-v0 \
+        --train "--labels 20 --steps 8192" --screenshot runs/window_user_env.png
 
 Needs Debian's xvfb and xdotool.
 """
@@ -50,8 +52,10 @@ def main() -> None:
     parser.add_argument("--env", default="cartpole")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/xdotool_labeler")
+    parser.add_argument("--train", default="", help="more `prefrl train` options, e.g. \"--labels 20 --steps 8192\"")
+    parser.add_argument("--screenshot", default=None, help="a PNG of the screen as the first pair plays")
     args = parser.parse_args()
-    run = Path(args.out) / f"{args.env}-s{args.seed}"
+    run = Path(args.out) / f"{args.env.replace(':', '_').replace('/', '_')}-s{args.seed}"
     if run.exists():
         sys.exit(f"{run} exists: remove it or give another --out")
     store = run / "store.sqlite"
@@ -65,7 +69,7 @@ def main() -> None:
     run.parent.mkdir(parents=True, exist_ok=True)
     train_log = run.parent / f"{run.name}.train.log"
     trainer = subprocess.Popen([sys.executable, "-m", "prefrl", "train", args.env, "--feedback", "human", "--seed",
-                                str(args.seed), "--run-dir", str(run), "--no-progress"],
+                                str(args.seed), "--run-dir", str(run), "--no-progress", *args.train.split()],
                                stdout=train_log.open("w"), stderr=subprocess.STDOUT, text=True)
     window_proc = None
     pressed = repeats = 0
@@ -93,6 +97,9 @@ def main() -> None:
                 time.sleep(0.05)
                 continue
             comparison, left, right = shown
+            if args.screenshot and not pressed:
+                time.sleep(1.5)  # a few frames of the pair played
+                subprocess.run(["import", "-window", "root", args.screenshot], env=env, check=True, timeout=60)
             key = "Left" if left > right else "Right" if right > left else "Down"
             for attempt in range(12):
                 x("windowfocus", "--sync", window)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .algos import ALGOS, check_algo, check_hyperparams, try_build
-from .envs import action_space, resolve
+from .envs import action_space, frames_for_people, renders_rgb, resolve
 from .errors import PrefrlError
 from .presets import Preset, preset_for
 from .queries import QUERY_STRATEGIES
@@ -155,6 +155,12 @@ class TrainConfig:
             raise PrefrlError(f"--teacher: {exc}") from None
         if self.rank_size < 2:
             raise PrefrlError(f"--rank-size {self.rank_size} must be at least 2 (2: pairs)")
+        if self.feedback == "human" and self.reward == "learned" and frames_for_people(resolve(self.env)):
+            cannot = None if resolve(self.env).atari else renders_rgb(self.env)
+            if cannot:
+                raise PrefrlError(f"--feedback human: people label {self.env!r}'s clips as frames it renders, and in "
+                                  f"render_mode='rgb_array' it gave {cannot}, not RGB frames: give the env an "
+                                  "rgb_array render, or label with --feedback synthetic")
         if self.rank_size > 4 and self.feedback == "human":
             raise PrefrlError(f"--rank-size {self.rank_size} is too many clips for the labeling window: with "
                               "--feedback human use 2 (pairs), 3 or 4")

@@ -21,7 +21,7 @@ from stable_baselines3.common.utils import set_random_seed
 from .algos import OFF_POLICY, algo_class, build_kwargs
 from .build import make_callback, make_reward, make_stages, make_venv, pretrain, resume_reward, set_threads
 from .config import TrainConfig
-from .envs import EnvSpec, make_env, registration, resolve
+from .envs import EnvSpec, frames_for_people, make_env, registration, resolve
 from .errors import PrefrlError
 from .learned_reward import LearnedRewardVecEnv
 from .metrics import EachRollout, MetricsLog
@@ -55,12 +55,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         store = run.store(spec.name, create=not resume) if learned else None
         checkpoint, done_steps = run.latest_checkpoint() if resume else (None, 0)
 
-        # Envs. People label Atari clips on the game's own screen in colour (score masked), recorded at
-        # every step and kept packed; classic-control clips are drawn from their stored states instead.
+        # Envs. People label Atari clips on the game's own screen in colour (score masked), and a user's
+        # own env's clips as it renders them, recorded at every step and kept packed; the suite's
+        # classic-control clips are drawn from their stored states instead.
         set_random_seed(config.seed)
         n_envs, algo_kwargs = preset.algo(config.algo)
         set_threads(device, spec.atari)
-        frames = config.feedback == "human" and spec.atari and learned
+        frames = config.feedback == "human" and learned and frames_for_people(spec)
 
         def envs(seed_offset: int, render: bool = False):
             return make_venv(spec, n_envs, config.fixed_horizon, config.seed + seed_offset, render, preset.vector_env,

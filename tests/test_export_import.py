@@ -119,3 +119,40 @@ def test_a_trainer_waiting_for_people_trains_on_labels_given_elsewhere_and_impor
     assert summary["labels_used"] == 10 == imported and summary["rm_labels"] == 10  # every imported label fit on
     with PreferenceStore(run / "store.sqlite", create=False) as store:
         assert {c.labeler for c in store.comparisons("labeled")} == {"elsewhere"} and store.num_pending() == 0
+
+
+def test_a_users_own_env_records_frames_for_the_people_who_label_it(tmp_path):
+    """The window draws the suite's classic-control clips from their states; a user's env (here
+    docs/examples/my_envs.py, by gymnasium's module:EnvId) has its frames recorded as it is played."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from prefrl.labeling_ui.frames import clip_frames
+
+    examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
+    env = {**os.environ, "PYTHONPATH": f"{examples}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run = tmp_path / "run"
+    trainer = subprocess.Popen([sys.executable, "-m", "prefrl", "train", "my_envs:SlowPole-v0", "--feedback", "human",
+                                "--labels", "8", "--steps", "4096", "--no-progress", "--run-dir", str(run)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and trainer.poll() is None:
+            time.sleep(0.3)
+            if (run / "store.sqlite").exists():
+                with PreferenceStore(run / "store.sqlite", create=False) as store:
+                    if store.num_pending():
+                        query = store.comparisons("pending")[0]
+                        clips = store.get_clips([query.left_id, query.right_id], frames=True)
+                        break
+        else:
+            pytest.fail(f"no query was asked: {trainer.stderr.read() if trainer.poll() is not None else 'timeout'}")
+    finally:
+        trainer.kill()
+        trainer.wait()
+    for clip in clips:
+        frames = clip_frames(clip, "my_envs:SlowPole-v0")  # the stored frames: no env is made
+        assert frames.shape == (50, 400, 600, 3) and frames.dtype == np.uint8 and frames.std() > 0

@@ -39,6 +39,7 @@ def curve_run(run, run_dir: str) -> dict:
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
 
+    run_dir = str(Path(run_dir) / "train")  # the job's result, curve and all, is the summary.json above it
     summary = train_run(run, run_dir)
     trained = RunDir(run_dir)
     env = Monitor(make_env(run.env, fixed_horizon=False))

@@ -38,54 +38,55 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
                        description="Train PPO on a reward learned from synthetic preferences, or on the true "
                                    "reward as a baseline. Prints the true return reached, the labels used and "
                                    "the run directory.")
-    if not defaults:
-        add = t.add_argument
-        t.add_argument = lambda *a, **kw: add(*a, **{**kw, "default": argparse.SUPPRESS})
-    t.add_argument("env", nargs="?", help="a suite name (see `prefrl envs`) or a gymnasium id")
-    t.add_argument("--resume", metavar="RUN_DIR", default=None,
+
+    def option(*names, **kwargs):  # train's options, without their defaults where asked
+        return t.add_argument(*names, **(kwargs if defaults else {**kwargs, "default": argparse.SUPPRESS}))
+
+    option("env", nargs="?", help="a suite name (see `prefrl envs`) or a gymnasium id")
+    option("--resume", metavar="RUN_DIR", default=None,
                    help="continue a killed run from its last checkpoint with all its labels (other options are "
                         "read from the run's config.json)")
-    t.add_argument("--labels", type=int, default=None, help="label budget (default: the env's preset)")
-    t.add_argument("--initial-labels", type=int, default=None,
+    option("--labels", type=int, default=None, help="label budget (default: the env's preset)")
+    option("--initial-labels", type=int, default=None,
                    help="labels asked on random-policy clips before RL (default: the preset's share; the paper: 500)")
-    t.add_argument("--steps", type=int, default=None, help="PPO env steps (default: the env's preset)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--max-minutes", type=float, default=None, metavar="MINUTES",
+    option("--steps", type=int, default=None, help="PPO env steps (default: the env's preset)")
+    option("--seed", type=int, default=0)
+    option("--max-minutes", type=float, default=None, metavar="MINUTES",
                    help="stop PPO once the run has taken this long, pre-training counted (default: run all --steps)")
-    t.add_argument("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
-    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    t.add_argument("--query", default="disagreement",
+    option("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
+    option("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    option("--query", default="disagreement",
                    help="query selection: random, disagreement, entropy or optimistic")
-    t.add_argument("--teacher", default="oracle",
+    option("--teacher", default="oracle",
                    help="synthetic teacher: oracle, noisy, myopic, mistake, skip, equal (B-Pref's), with parameters "
                         "as NAME:beta=..,gamma=..,mistake=..,skip=..,equal=..")
-    t.add_argument("--rank-size", type=int, default=2,
+    option("--rank-size", type=int, default=2,
                    help="clips per query: 2 asks pairs; K > 2 asks for a ranking of K clips (the synthetic teacher's, "
                         "or people's in `prefrl label`, up to 4), trained with the Plackett-Luce loss (a ranking "
                         "counts as one label)")
-    t.add_argument("--pessimism", type=float, default=0.0,
+    option("--pessimism", type=float, default=0.0,
                    help="PPO optimizes the ensemble mean less this many member stds (default 0: the mean)")
-    t.add_argument("--feedback", default="synthetic", choices=("synthetic", "human"),
+    option("--feedback", default="synthetic", choices=("synthetic", "human"),
                    help="synthetic (the oracle answers) or human (answer in `prefrl label RUN_DIR`)")
-    t.add_argument("--algo", default="ppo", choices=("ppo", "a2c", "sac", "td3", "dqn"),
+    option("--algo", default="ppo", choices=("ppo", "a2c", "sac", "td3", "dqn"),
                    help="ppo (rl-zoo's tuned PPO), a2c (the paper's Atari learner), or sac, td3 (Box actions) and "
                         "dqn (Discrete actions), off-policy, their replay buffer relabeled after each refit (PEBBLE)")
-    t.add_argument("--hyperparams", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+    option("--hyperparams", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="the SB3 learner's keyword arguments in place of the preset's, as rl-zoo's flag: Python "
                         "literals, dict(...), lin_<x> schedules (e.g. --hyperparams learning_rate=3e-4 "
                         "policy_kwargs=\"dict(net_arch=[64, 64])\")")
-    t.add_argument("--config", default=None, metavar="FILE",
+    option("--config", default=None, metavar="FILE",
                    help="a YAML or TOML file of settings for the run: any of these options by their long name "
                         "(labels, seed, algo, ...), a `set` table of preset fields and a `hyperparams` table; "
                         "options given on the command line win")
-    t.add_argument("--reward-dropout", type=float, default=None,
+    option("--reward-dropout", type=float, default=None,
                    help="dropout in the Atari reward CNN (default 0: learns faster at small budgets; the paper: 0.5)")
-    t.add_argument("--reward", default="learned", choices=("learned", "true"),
+    option("--reward", default="learned", choices=("learned", "true"),
                    help="learned (from preferences) or true (baseline)")
-    t.add_argument("--no-fixed-horizon", dest="fixed_horizon", action="store_false",
+    option("--no-fixed-horizon", dest="fixed_horizon", action="store_false",
                    help="let episodes end on termination (leaks the reward; for comparison only)")
-    t.add_argument("--no-progress", dest="progress_bar", action="store_false", help="no progress bar")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+    option("--no-progress", dest="progress_bar", action="store_false", help="no progress bar")
+    option("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="replace a field of the env's preset for this run (repeatable; values are JSON, e.g. "
                         "--set reward_epochs=60 --set clip_length=25); `prefrl envs` lists the presets")
 

@@ -13,7 +13,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
 from prefrl.errors import StoreError  # noqa: E402
-from prefrl.store import PreferenceStore  # noqa: E402
+from prefrl.store import is_store_url, open_store  # noqa: E402
 from prefrl.teachers import OracleTeacher  # noqa: E402
 
 from .app import LabelingApp  # noqa: E402
@@ -28,14 +28,15 @@ class ScriptedLabeler(threading.Thread):
     """Answer a store's queries from a background thread, one key press per query.
 
     Args:
-        store_path: the store to label (it may not exist yet: the thread waits for it).
+        store_path: the store to label, a file or a ``postgresql://`` URL (it may not exist yet: the
+            thread waits for it).
         labeler: the name stored with each label.
         delay: seconds between answers (a person takes a few).
     """
 
     def __init__(self, store_path: str | Path, labeler: str = "script", delay: float = 0.0):
         super().__init__(daemon=True, name=f"labeler-{labeler}")
-        self.store_path = Path(store_path)
+        self.store_path = store_path if is_store_url(store_path) else Path(store_path)
         self.labeler = labeler
         self.delay = delay
         self.answered = 0
@@ -58,7 +59,7 @@ class ScriptedLabeler(threading.Thread):
             if self._stop_event.is_set():
                 return
             try:
-                store = PreferenceStore(self.store_path, create=False)
+                store = open_store(self.store_path, create=False)
             except StoreError:
                 time.sleep(0.05)
         oracle = OracleTeacher()
@@ -83,3 +84,35 @@ class ScriptedLabeler(threading.Thread):
             app.session.quit()
         finally:
             store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m prefrl.labeling_ui.scripted STORE LABELER [DELAY]``: one scripted labeler in a process
+    of its own (as a `prefrl label` window on another machine would be), answering STORE (a file
+    or a ``postgresql://`` URL) until SIGTERM or SIGINT; prints how many it answered."""
+    import signal
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3):
+        print("usage: python -m prefrl.labeling_ui.scripted STORE LABELER [DELAY]", file=sys.stderr)
+        return 2
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    labeler = ScriptedLabeler(args[0], labeler=args[1], delay=float(args[2]) if len(args) == 3 else 0.0)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    labeler.start()
+    while not stop.is_set() and labeler.is_alive():
+        stop.wait(0.2)
+    labeler.stop()
+    print(f"{args[1]}: {labeler.answered} answers", flush=True)
+    if labeler.error is not None:
+        print(f"{args[1]}: {type(labeler.error).__name__}: {labeler.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -95,7 +95,7 @@ def make_stages(config: TrainConfig, preset: Preset, run: RunDir, store: Prefere
     data = LabeledData(kind, reward.features, store, reward.device, space[0].shape, space[1].shape)
     batch = label_batch(preset.label_batch, online_labels)
     in_worker = preset.fit_async and config.feedback == "synthetic"
-    ask_store = PreferenceStore(store.path, any_thread=True) if in_worker else store
+    ask_store = store.reopen() if in_worker else store
     feedback = (SyntheticFeedback(make_teacher(config.teacher, config.seed), kind, ask_store, data, batch)
                 if config.feedback == "synthetic" else HumanFeedback(store, data, batch))
     trainer = EnsembleTrainer(copy.deepcopy(model) if preset.fit_delay or preset.fit_async else model,

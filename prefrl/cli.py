@@ -75,6 +75,9 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
                    help="the SB3 learner's keyword arguments in place of the preset's, as rl-zoo's flag: Python "
                         "literals, dict(...), lin_<x> schedules (e.g. --hyperparams learning_rate=3e-4 "
                         "policy_kwargs=\"dict(net_arch=[64, 64])\")")
+    option("--store", default=None, metavar="URL",
+           help="postgresql://USER@HOST:PORT/DATABASE: keep the run's clips and labels on that server (an empty "
+                "database), where labelers on other machines reach them (default: RUN_DIR/store.sqlite)")
     option("--config", default=None, metavar="FILE",
                    help="a YAML or TOML file of settings for the run: any of these options by their long name "
                         "(labels, seed, algo, ...), a `set` table of preset fields and a `hyperparams` table; "
@@ -126,6 +129,8 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a run's comparisons and clip metadata as JSONL (and the clips)")
     ex.add_argument("run_dir")
+    ex.add_argument("--store", default=None, metavar="URL", help="the run's PostgreSQL store, if not the one its "
+                                                                  "config.json names")
     ex.add_argument("--out", default=None, help="directory for comparisons.jsonl and clips.jsonl (default: RUN_DIR)")
     ex.add_argument("--clips", action="store_true",
                     help="also write each clip's arrays (obs, actions, true rewards, frames where stored) as "
@@ -137,6 +142,8 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
                                     "preference (1, 0 or 0.5), optionally labeler and labeled_at. Every line is "
                                     "checked before any is written; a line the store already holds is passed over.")
     im.add_argument("run_dir")
+    im.add_argument("--store", default=None, metavar="URL", help="the run's PostgreSQL store, if not the one its "
+                                                                  "config.json names")
     im.add_argument("path", metavar="FILE",
                     help="the JSONL file (an export's comparisons.jsonl works: its unanswered rows are left out)")
     im.add_argument("--labeler", default=None, help="store every label under this name (default: each line's own)")
@@ -144,11 +151,17 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
     ra = sub.add_parser("ratings", help="Elo and Bradley–Terry scores of a run's clips, intransitive triples, "
                                          "labeler agreement")
     ra.add_argument("run_dir")
+    ra.add_argument("--store", default=None, metavar="URL", help="the run's PostgreSQL store, if not the one its "
+                                                                  "config.json names")
 
     lab = sub.add_parser("label", help="label clip pairs (or rank clips) by hand in a pygame window",
                          description="Open the labeling window on a run's store: two clips (or the K of a "
                                      "ranking) loop side by side; each answer is committed to the store at once.")
-    lab.add_argument("run_dir", help="a run directory (holding store.sqlite)")
+    lab.add_argument("run_dir", nargs="?", default=None,
+                     help="a run directory (holding store.sqlite, or naming its PostgreSQL store)")
+    lab.add_argument("--store", default=None, metavar="URL",
+                     help="label the PostgreSQL store at postgresql://USER@HOST:PORT/DATABASE (from any machine that "
+                          "reaches the server; no run directory needed)")
     lab.add_argument("--labeler", default=None, help="your name, stored with each label (default: $USER)")
     lab.add_argument("--new-pairs", action="store_true",
                      help="when no query is waiting, pick new pairs of stored clips (automatic on a finished run)")
@@ -185,21 +198,26 @@ def _label(args) -> int:
 
     if not 2 <= args.rank_size <= 4:
         raise PrefrlError(f"--rank-size {args.rank_size} must be 2 (pairs), 3 or 4: that many clips fit side by side")
-    run = RunDir(args.run_dir)
-    if not run.store_path.exists():
-        raise PrefrlError(f"{run} holds no store.sqlite: give the directory of a `prefrl train` run")
+    if args.run_dir is None and args.store is None:
+        raise PrefrlError("label needs a run directory, or --store URL of a PostgreSQL store")
+    run = RunDir(args.run_dir) if args.run_dir is not None else None
     from .labeling_ui.app import LabelingApp, check_display
     from .labeling_ui.frames import frame_rate
     from .labeling_ui.session import LabelingSession
 
     check_display()  # before a clip is drawn or a pair claimed
-    if run.config_path.exists():
+    if run is not None and run.config_path.exists():
         run.config()  # registers an env id that a module of the user's registered when the run trained
     labeler = args.labeler or getpass.getuser() or "labeler"
-    store = run.store()
+    if run is not None:
+        store = run.store(location=args.store)
+    else:
+        from .store import open_store
+
+        store = open_store(args.store, create=False)
     previous = {}
     try:
-        session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or run.finished,
+        session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or (run is not None and run.finished),
                                   rank_size=args.rank_size,
                                   on_damaged=lambda exc: print(f"prefrl label: passed over a query: {exc}",
                                                                file=sys.stderr, flush=True))

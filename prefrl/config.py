@@ -84,6 +84,10 @@ class TrainConfig:
             SAC's action noise, torch class names such as ``nn.ReLU`` in ``policy_kwargs``.
         config_file: the YAML or TOML file (``--config``) the settings were read from, kept for the
             record; the settings themselves are in the other fields.
+        store: a ``postgresql://user@host:port/db`` URL: the run's clips and labels live in that
+            (empty) database, where labelers on other machines reach them, instead of
+            ``RUN_DIR/store.sqlite``; the password comes from ``PGPASSWORD`` or ``~/.pgpass``, never
+            the URL (``config.json`` records it). None: the SQLite file.
     """
 
     env: str
@@ -107,6 +111,7 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     hyperparams: dict[str, Any] = field(default_factory=dict)
     config_file: str | None = None
+    store: str | None = None
 
     def resolved_device(self) -> str:
         """``auto`` made concrete: ``cuda`` when torch sees a GPU, else ``cpu``."""
@@ -194,6 +199,8 @@ class TrainConfig:
                               f"{initial + clips} labels, or give more --steps")
         if self.hyperparams:
             try_build(self.algo, self.env, {**preset.algo(self.algo)[1], **self.hyperparams})
+        if self.store is not None:
+            _check_store_url(self.store, self.reward)
         if self.query not in QUERY_STRATEGIES:
             raise PrefrlError(f"--query {self.query!r} is not known: use one of {', '.join(QUERY_STRATEGIES)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -303,6 +310,25 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise PrefrlError(f"--config {path}: {wrong}")
     return {**settings, "overrides": dict(data.get("set", {})), "hyperparams": dict(data.get("hyperparams", {})),
             "config_file": str(Path(path).resolve())}
+
+
+def _check_store_url(url: str, reward: str) -> None:
+    from urllib.parse import urlsplit
+
+    from .store import is_store_url
+
+    if not is_store_url(url):
+        raise PrefrlError(f"--store {url!r} is not a PostgreSQL URL: write postgresql://USER@HOST:PORT/DATABASE "
+                          "(leave --store out for the run directory's own store.sqlite)")
+    if urlsplit(url).password is not None:
+        raise PrefrlError("--store: the URL holds a password, and config.json records the URL: give the password in "
+                          "PGPASSWORD or ~/.pgpass instead")
+    if reward == "true":
+        raise PrefrlError("--store needs --reward learned: the true-reward baseline keeps no labels")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise PrefrlError("--store postgresql://... needs psycopg: pip install 'prefrl[postgres]'") from None
 
 
 def _toml():

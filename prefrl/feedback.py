@@ -120,7 +120,7 @@ class HumanFeedback:
         """Block until people have answered every waiting query and at least two are labels."""
         store = self.store
         print(f"prefrl: waiting for {store.num_pending()} labels before RL starts. In another terminal run:\n"
-              f"    prefrl label {store.path.parent}\n"
+              f"    prefrl label {store.label_target}\n"
               f"(several windows may label at once; Ctrl-C stops, and every label given is kept)", flush=True)
         while store.num_pending() > 0 or store.num_labels() < 2:
             if store.num_pending() == 0:  # all answered, but too few were labels (skips)

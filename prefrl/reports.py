@@ -13,16 +13,16 @@ from .errors import PrefrlError
 from .ratings import bradley_terry_scores, elo, intransitive_triples, labeler_agreement
 from .run_dir import RunDir, replacing, write_atomic
 from .stats import correlations
-from .store import PreferenceStore
 
 __all__ = ["export", "import_labels", "ratings"]
 
 
-def _open(run_dir: str | Path) -> PreferenceStore:
-    return RunDir(run_dir).store()
+def _open(run_dir: str | Path, store: str | None = None):
+    """The run's store: its own, or the PostgreSQL one at ``store``."""
+    return RunDir(run_dir).store(location=store)
 
 
-def export(run_dir: str | Path, out: str | Path | None = None, clips: bool = False) -> dict:
+def export(run_dir: str | Path, out: str | Path | None = None, clips: bool = False, store: str | None = None) -> dict:
     """Write ``comparisons.jsonl`` (one comparison a line: clip ids, status, preference = P(left
     better), source, labeler, times in Unix seconds) and ``clips.jsonl`` (id, length, true return,
     timestep) into ``out`` (default: the run directory); a run with K-wise feedback also gets
@@ -34,7 +34,7 @@ def export(run_dir: str | Path, out: str | Path | None = None, clips: bool = Fal
     Parquet: numpy reads it anywhere with no new dependency, arrays keep their shape and dtype
     (stacked 84×84 uint8 Atari frames stay so, where Parquet would flatten them into lists), and a
     file a clip lets another tool load any subset of a large Atari export."""
-    with _open(run_dir) as store:
+    with _open(run_dir, store) as store:
         comparisons, clip_rows, rankings = store.comparison_records(), store.clip_records(), store.ranking_records()
         env = store.env
         out = Path(out or run_dir)
@@ -65,7 +65,7 @@ def _write_npz(path: Path, clip) -> None:
         np.savez_compressed(partial, **arrays)
 
 
-def import_labels(run_dir: str | Path, path: str | Path, labeler: str | None = None) -> dict:
+def import_labels(run_dir: str | Path, path: str | Path, labeler: str | None = None, store: str | None = None) -> dict:
     """Bring answered comparisons from a JSONL file into a run's store: one JSON object a line with
     ``left_id`` and ``right_id`` (clip ids of this store, as ``prefrl export`` writes them) and
     ``preference`` (1 left better, 0 right, 0.5 equal), and optionally ``labeler`` and ``labeled_at``
@@ -76,7 +76,7 @@ def import_labels(run_dir: str | Path, path: str | Path, labeler: str | None = N
     if not path.is_file():
         raise PrefrlError(f"{path} is not a file: give a JSONL file of comparisons (as `prefrl export` writes)")
     rows, left_out = [], 0
-    with _open(run_dir) as store:
+    with _open(run_dir, store) as store:
         known = set(store.clip_ids())
         with path.open("rb") as f:
             for n, raw in enumerate(f, 1):
@@ -117,12 +117,12 @@ def import_labels(run_dir: str | Path, path: str | Path, labeler: str | None = N
     return {"imported": added, "already_in_store": held, "not_answered_left_out": left_out, "labels_in_store": total}
 
 
-def ratings(run_dir: str | Path) -> dict:
+def ratings(run_dir: str | Path, store: str | None = None) -> dict:
     """Score every labeled clip (Elo in label order, Bradley–Terry by maximum likelihood), list
     intransitive triples, and measure labeler agreement (with each other on shared pairs, and with
     the oracle, the clips' true returns). A K-wise ranking counts as its C(K,2) pairs, better over
     worse. Writes ``ratings.json`` in the run directory."""
-    with _open(run_dir) as store:
+    with _open(run_dir, store) as store:
         records = [r for r in store.comparison_records() if r["status"] == "labeled"]
         n_pairs, n_rankings = len(records), 0
         for r in store.ranking_records():

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .algos import OFF_POLICY, algo_class, build_kwargs
 from .config import check_record
 from .errors import PrefrlError
-from .store import PreferenceStore
+from .store import is_store_url, open_store
 
 if TYPE_CHECKING:
     from .reward_fn import LearnedReward
@@ -241,11 +241,23 @@ class RunDir:
         """The finished run's ``summary.json`` ({} while it runs)."""
         return json.loads(self.summary_path.read_text()) if self.finished else {}
 
-    def store(self, env: str | None = None, create: bool = False) -> PreferenceStore:
-        """The run's preference store; without ``create``, one clear line if there is none."""
-        if not create and not self.store_path.exists():
+    @property
+    def store_location(self) -> str | Path:
+        """Where the run's clips and labels are: the PostgreSQL URL its ``config.json`` names
+        (``prefrl train --store``), else ``store.sqlite`` in the directory."""
+        if self.config_path.exists():
+            url = self.config().get("store")
+            if url:
+                return url
+        return self.store_path
+
+    def store(self, env: str | None = None, create: bool = False, location: str | None = None):
+        """The run's preference store (at ``location`` if given, e.g. ``prefrl label --store URL``);
+        without ``create``, one clear line if there is none."""
+        location = location or self.store_location
+        if not is_store_url(location) and not create and not Path(location).exists():
             raise PrefrlError(f"{self.path} holds no store.sqlite: give the directory of a `prefrl train` run")
-        return PreferenceStore(self.store_path, env=env, create=create)
+        return open_store(location, env=env, create=create)
 
     def save_policy(self, agent, path: Path | None = None) -> Path:
         """Save ``agent`` (SB3) as ``path`` (default ``policy.zip``) whole or not at all: written

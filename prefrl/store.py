@@ -22,7 +22,8 @@ import numpy as np
 from .clips import Clip, unpack_frames
 from .errors import StoreError
 
-__all__ = ["SCHEMA_VERSION", "Comparison", "DamagedClipError", "Ranking", "PreferenceStore"]
+__all__ = ["SCHEMA_VERSION", "Comparison", "DamagedClipError", "Ranking", "PreferenceStore", "open_store",
+           "is_store_url"]
 
 # 2: comparisons.claimed_by/claimed_at, so several labelers never get the same pair;
 # 3: the rankings table (K-wise feedback);
@@ -259,6 +260,15 @@ class PreferenceStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def reopen(self) -> PreferenceStore:
+        """A second connection to this store, for another thread (one thread at a time)."""
+        return PreferenceStore(self.path, any_thread=True)
+
+    @property
+    def label_target(self) -> str:
+        """What ``prefrl label`` is given to label this store: its run directory."""
+        return str(self.path.parent)
 
     def __enter__(self) -> PreferenceStore:
         return self
@@ -512,3 +522,18 @@ class PreferenceStore:
         names = [d[0] for d in cur.description]
         return [{k: (json.loads(v) if k in ("clip_ids", "ranking") and v is not None else v) for k, v in zip(names, row)}
                 for row in cur]
+
+
+def is_store_url(location: str | Path) -> bool:
+    """Whether ``location`` names a PostgreSQL store (``postgresql://...``) rather than a file."""
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | Path, env: str | None = None, create: bool = True, any_thread: bool = False):
+    """The store at ``location``: a ``postgresql://user@host:port/db`` URL (a :class:`prefrl.store_pg.PostgresStore`,
+    labelers on many machines) or a file path (the embedded SQLite :class:`PreferenceStore`)."""
+    if is_store_url(location):
+        from .store_pg import PostgresStore
+
+        return PostgresStore(str(location), env=env, create=create)
+    return PreferenceStore(location, env=env, create=create, any_thread=any_thread)

@@ -292,6 +292,15 @@ class PostgresStore:
     def close(self) -> None:
         self._db.close()
 
+    def reopen(self) -> PostgresStore:
+        """A second connection to this store, for another thread."""
+        return PostgresStore(self.url)
+
+    @property
+    def label_target(self) -> str:
+        """What ``prefrl label`` is given to label this store, from any machine that reaches the server."""
+        return f"--store {self.path}"
+
     def __enter__(self) -> PostgresStore:
         return self
 

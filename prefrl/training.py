@@ -29,6 +29,7 @@ from .presets import Preset
 from .progress import progress
 from .run_dir import RunDir, set_parameters
 from .schedule import LabelSchedule
+from .store import open_store
 
 __all__ = ["train", "resume"]
 
@@ -48,6 +49,11 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     device = config.resolved_device()
     learned = config.reward == "learned"
 
+    if config.store and not resume:  # a new run starts on an empty store, as it does on a new directory
+        with open_store(config.store, env=spec.name) as shared:
+            if shared.num_clips():
+                raise PrefrlError(f"--store {shared.path} already holds {shared.num_clips()} clips of another run: give "
+                                  "an empty database (or schema) for a new run, or --resume the run that made them")
     # The run directory, held by this process until the run ends; one that holds a run is refused.
     with RunDir.create(config.run_dir, f"{spec.name}-{config.reward}-s{config.seed}", resume=resume) as run:
         if not resume:  # first, so that a run killed from here on can be resumed

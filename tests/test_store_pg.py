@@ -507,3 +507,78 @@ def test_labeler_role_sql_quotes_and_refuses_odd_names():
     assert "PASSWORD" not in labeler_role_sql("cert_user")
     with pytest.raises(ValueError, match="letters, digits and _"):
         labeler_role_sql('ann"; DROP TABLE clips; --')
+
+
+def _no_password(url: str) -> str:
+    return url.replace(f":{OWNER_PASSWORD}@", "@")
+
+
+def test_a_run_keeps_its_labels_on_the_server_and_every_command_finds_them(server, pg_url, tmp_path, monkeypatch,
+                                                                            capsys):
+    """`prefrl train --store URL`: the clips and labels on the server, not in the run directory;
+    export, ratings and import find them through the run's config.json, or --store."""
+    import json
+
+    from prefrl.cli import main
+
+    monkeypatch.setenv("PGPASSWORD", OWNER_PASSWORD)  # libpq's own: config.json records no password
+    url, run = _no_password(pg_url), tmp_path / "run"
+    assert main(["train", "cartpole", "--store", url, "--labels", "12", "--steps", "2048", "--set",
+                 "eval_episodes=1", "--no-progress", "--run-dir", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["labels_used"] == 12 and not (run / "store.sqlite").exists()
+    assert json.loads((run / "config.json").read_text())["store"] == url
+    with PostgresStore(pg_url, create=False) as store:
+        assert store.num_labels() == 12 and store.env == "cartpole"
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "out")]) == 0
+    rows = (tmp_path / "out" / "comparisons.jsonl").read_text().splitlines()
+    assert sum(json.loads(r)["status"] == "labeled" for r in rows) == 12
+    assert main(["ratings", str(run), "--store", url]) == 0
+    # a new run on a store that holds another's clips is refused, before any directory is made
+    assert main(["train", "cartpole", "--store", url, "--run-dir", str(tmp_path / "second")]) == 2
+    assert "already holds" in capsys.readouterr().err and not (tmp_path / "second").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--store", "mysql://a@b/c"], "--store 'mysql://a@b/c' is not a PostgreSQL URL"),
+    (["--store", "postgresql://a:pw@b/c"], "the URL holds a password"),
+    (["--store", "postgresql://a@b/c", "--reward", "true"], "--store needs --reward learned"),
+])
+def test_a_bad_store_url_is_one_line(tmp_path, capsys, argv, message):
+    from prefrl.cli import main
+
+    assert main(["train", "cartpole", *argv, "--run-dir", str(tmp_path / "run")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_people_on_other_machines_label_a_waiting_trainer_over_tcp(server, pg_url, tmp_path, monkeypatch):
+    """A --feedback human trainer on the server's store; two scripted labelers, each a process of its
+    own with its own connection over TCP (as windows on other machines: `prefrl label --store URL`),
+    answer it."""
+    import json
+    import signal
+
+    from prefrl.cli import main
+
+    monkeypatch.setenv("PGPASSWORD", OWNER_PASSWORD)
+    url, run = _no_password(pg_url), tmp_path / "run"
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    labelers = [subprocess.Popen([sys.executable, "-m", "prefrl.labeling_ui.scripted", url, name], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("ann", "bob")]
+    try:
+        assert main(["train", "cartpole", "--store", url, "--feedback", "human", "--labels", "16", "--steps", "4096",
+                     "--set", "eval_episodes=1", "--no-progress", "--run-dir", str(run)]) == 0
+    finally:
+        for labeler in labelers:
+            labeler.send_signal(signal.SIGTERM)
+    outputs = [labeler.communicate(timeout=60) for labeler in labelers]
+    assert [labeler.returncode for labeler in labelers] == [0, 0], outputs
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["labels_used"] == summary["rm_labels"] >= 12
+    with PostgresStore(pg_url, create=False) as store:
+        by = [c.labeler for c in store.comparisons("labeled")]
+    assert set(by) <= {"ann", "bob"} and len(by) == summary["labels_used"]
+    answered = [int(out.split(": ")[1].split()[0]) for out, _ in outputs]
+    assert sum(answered) >= len(by) and all(answered), outputs  # both labeled, each pair once

@@ -41,7 +41,7 @@ def main() -> None:
                     "t0_fraction": PAPER_T0 / args.steps, **extra},
         "true": {"reward": "true", "steps": args.steps, **extra},
     }
-    results = run_all(grid(args.envs, args.seeds, configs), args.out, workers=args.workers)
+    results = run_all(grid(args.envs, args.seeds, configs), args.out, workers=args.workers, ray=args.ray)
     rows = []
     for env in args.envs:
         for seed in args.seeds:

@@ -54,7 +54,7 @@ def main() -> None:
     # One run at a time takes every core (a GPU run's envs step on the CPU); side by side, one each.
     runs = grid(args.games, args.seeds, {reward: {"reward": reward, **budget} for reward in ("true", "learned")},
                 threads=None if args.workers == 1 else 1)
-    results = run_all(runs, out, args.workers)
+    results = run_all(runs, out, args.workers, ray=args.ray)
     rows = []
     for game in args.games:
         result = {"game": game, "paper": PAPER.get(game, ""), "rl_zoo_ppo_10M": RL_ZOO_PPO.get(game)}

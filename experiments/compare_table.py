@@ -61,7 +61,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--envs {' '.join(unknown)}: no row settings for it; use some of {', '.join(SETTINGS)}")
     runs = [run for env in args.envs for run in grid([env], args.seeds, {"learned": SETTINGS[env]})]
-    results = run_all(runs, args.out, args.workers, job=compared, version=partial(code_version, compared))
+    results = run_all(runs, args.out, args.workers, job=compared, version=partial(code_version, compared),
+                      ray=args.ray)
     table = render(results)
     (Path(args.out) / "table.md").write_text(table)
     print(table)

@@ -66,7 +66,7 @@ def main() -> None:
         runs.append(Run("learned", "cartpole", seed, {"reward_run": str(reward_run), "steps": args.steps}))
         runs.append(Run("true", "cartpole", seed, {"reward_run": None, "steps": args.steps}))
     results = run_all(runs, args.out, workers=args.workers, job=dqn_job,
-                      version=partial(code_version, readme_example(), dqn_job))
+                      version=partial(code_version, readme_example(), dqn_job), ray=args.ray)
     rows = []
     for label in ("learned", "true"):
         values = [r["true_return_mean"] for r in results if r["label"] == label]

@@ -122,14 +122,14 @@ def main() -> None:
 
     theirs = run_all([Run("imitation", "pendulum", s, {"steps": STEPS, "comparisons": COMPARISONS})
                       for s in args.seeds], args.out, args.workers, job=partial(imitation_job, python=str(python)),
-                     version=imitation_version)
+                     version=imitation_version, ray=args.ray)
     if args.only_imitation:
         print(json.dumps(theirs, indent=2))
         return
     # The same runs as results_table.py's (the pendulum preset is 200 labels and 150k steps), so
     # they are shared through the cache.
     ours = run_all([Run(f"pendulum {reward}", "pendulum", s, {"reward": reward})
-                    for reward in ("learned", "true") for s in args.seeds], "runs/sweep", args.workers)
+                    for reward in ("learned", "true") for s in args.seeds], "runs/sweep", args.workers, ray=args.ray)
     rows = []
     for name, results in (("imitation 1.0.1 (its documented example)", theirs),
                           ("prefrl, learned reward", [r for r in ours if r["label"] == "pendulum learned"]),

@@ -51,7 +51,7 @@ def main() -> None:
         name, settings = parse_config(item)
         configs[name] = {"method": "ppo", **settings}
     runs = [Run(name, "lm", seed, settings) for name, settings in configs.items() for seed in args.seeds]
-    report = render(run_all(runs, args.out, args.workers, job=lm_run), configs, args.seeds)
+    report = render(run_all(runs, args.out, args.workers, job=lm_run, ray=args.ray), configs, args.seeds)
     (Path(args.out) / "table.md").write_text(report)
     print(report)
 

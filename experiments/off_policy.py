@@ -122,7 +122,8 @@ def main() -> None:
     configs = {name: {**settings, "checkpoints": args.checkpoints}
                for name, settings in (parse_config(c) for c in args.configs)}
     runs = grid(args.envs, args.seeds, configs)
-    results = run_all(runs, args.out, args.workers, job=curve_run, version=partial(code_version, curve_run))
+    results = run_all(runs, args.out, args.workers, job=curve_run, version=partial(code_version, curve_run),
+                      ray=args.ray)
     out = Path(args.out) / code_version(curve_run)
     for env in args.envs:
         level = args.level if args.level is not None else LEVELS.get(env, 0.0)

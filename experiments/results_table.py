@@ -104,7 +104,7 @@ def main() -> None:
                    help="train nothing: the tables of the runs this code version has made so far")
     args = p.parse_args()
     expected = runs()
-    results = made(expected, args.out) if args.made else run_all(expected, args.out, args.workers)
+    results = made(expected, args.out) if args.made else run_all(expected, args.out, args.workers, ray=args.ray)
     text = render(results, expected)
     print(text)
     if args.readme:

@@ -129,7 +129,7 @@ def main() -> None:
     # One run at a time takes every core (the reward CNN refits on the one the envs leave idle).
     runs = grid(args.envs, args.seeds, {"fidelity": settings}, threads=None if args.workers == 1 else 1)
     results = run_all(runs, args.out, args.workers, job=fidelity, version=partial(code_version, held_out_clips,
-                                                                                    fidelity))
+                                                                                    fidelity), ray=args.ray)
     table = markdown_table(["game", "seed", "pair accuracy (pairs)", "Spearman, clips", "Pearson, clips",
                             "validation accuracy (labels)", "wall time, all in"],
                            [[r["env"], r["seed"], f"**{_num(r['pair_accuracy'])}** ({r['n_pairs']:,})",

@@ -45,7 +45,7 @@ def main() -> None:
     budget = {"labels": args.labels, "steps": args.steps}
     results = [{**r, "config": r["label"]} for r in
                run_all(grid(args.envs, args.seeds, {k: {**v, **budget} for k, v in table.items()}), args.out,
-                       args.workers)]
+                       args.workers, ray=args.ray)]
     report = render(results, table, args)
     Path(args.out, "table.md").write_text(report)
     print(report)

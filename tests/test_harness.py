@@ -179,8 +179,8 @@ def test_a_jobs_result_is_made_once_per_version_and_never_read_by_another(tmp_pa
 
 def test_a_failed_job_leaves_no_result_and_its_leftovers_are_cleared_before_the_next_try(tmp_path):
     run = harness.Run("c", "e", 0)
-    with pytest.raises(ValueError, match="failed part-way"):
-        harness.run_all([run], tmp_path, workers=1, job=failing_job, version=lambda: "v")
+    assert harness.run_all([run], tmp_path, workers=1, job=failing_job, version=lambda: "v") == [
+        {"label": "c", "env": "e", "seed": 0, "cached": False, "failed": "ValueError: the job failed part-way"}]
     run_dir = run.directory(tmp_path, "v")
     assert (run_dir / "half-written").exists() and not (run_dir / "summary.json").exists()
     assert harness.run_all([run], tmp_path, workers=1, job=counting_job, version=lambda: "v")[0]["cached"] is False
@@ -287,3 +287,129 @@ def test_the_lm_table_goes_through_the_cache(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(harness, "code_version", lambda *extra: "lmversion002")
     lm_table.main()
     assert len(made) == 4  # new code: made again
+
+
+# Failed runs, on both backends: reported, not lost, and made again by a rerun.
+def flaky_job(run, run_dir):
+    """Counts its calls; fails on seed 1 until the file ``fixed`` is beside the cache; returns what
+    sweep.py's table reads."""
+    out = Path(run_dir).parent.parent
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "calls.txt").open("a") as f:
+        f.write(f"{run.label} {run.env} {run.seed}\n")
+    if run.seed == 1 and not (out / "fixed").exists():
+        raise ValueError(f"seed {run.seed} of {run.label} broke")
+    value = run.settings["value"] * 10 + run.seed
+    return {"true_return_mean": float(value), "wall_seconds": 1.0, "pid": __import__("os").getpid()}
+
+
+def killed_job(run, run_dir):
+    """Seed 1's process is killed (as the kernel kills a run out of memory)."""
+    import os
+    import signal
+
+    if run.seed == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"true_return_mean": float(run.seed), "wall_seconds": 1.0}
+
+
+FLAKY = {"a": {"value": 1}, "b": {"value": 2}}
+
+
+def _sweep_flaky(out, **backend):
+    """Two runs of the flaky grid: the first fails seed 1's runs, the second after the fix makes only them."""
+    import sweep
+
+    runs = harness.grid(["e"], [0, 1, 2], FLAKY)
+    first = harness.run_all(runs, out, job=flaky_job, version=fixed_version, **backend)
+    table = sweep.render(first, "e", list(FLAKY), [0, 1, 2], threshold=15.0)
+    assert len(_calls(out)) == 6
+    (Path(out) / "fixed").write_text("")
+    second = harness.run_all(runs, out, job=flaky_job, version=fixed_version, **backend)
+    return first, table, second
+
+
+def _check_flaky(first, table, second, out, capsys):
+    assert [(r["label"], r["seed"]) for r in first] == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert [r.get("true_return_mean") for r in first] == [10.0, 20.0, None, None, 12.0, 22.0]
+    assert first[2] == {"label": "a", "env": "e", "seed": 1, "cached": False, "failed": "ValueError: seed 1 of a broke"}
+    assert first[3]["failed"] == "ValueError: seed 1 of b broke"
+    printed = capsys.readouterr().out
+    assert '"label": "a", "env": "e", "seed": 1, "cached": false, "failed": "ValueError: seed 1 of a broke"' in printed
+    assert "2 of 6 runs failed (a on e, seed 1; b on e, seed 1): rerun" in printed
+    # the table shows the failed runs in their seeds' place and counts over the runs that finished
+    assert "| a | 0 of 2, 1 failed | 11.0 | 10, failed, 12 | 1 |" in table
+    assert "| b | 2 of 2, 1 failed | 21.0 | 20, failed, 22 | 1 |" in table
+    # the rerun read the finished runs and made only the failed ones again
+    assert sorted(_calls(out)[6:]) == ["a e 1", "b e 1"]
+    assert [r["true_return_mean"] for r in second] == [10.0, 20.0, 11.0, 21.0, 12.0, 22.0]
+    assert [r["cached"] for r in second] == [True, True, False, False, True, True]
+    assert not any("failed" in r for r in second)
+
+
+def test_a_failed_run_is_reported_and_the_sweep_goes_on_in_worker_processes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # without --ray, Ray is never imported
+    first, table, second = _sweep_flaky(tmp_path, workers=2)
+    _check_flaky(first, table, second, tmp_path, capsys)
+    # one after another in this process: the same
+    inline = tmp_path / "inline"
+    assert [r.get("failed") for r in harness.run_all(harness.grid(["e"], [0, 1], FLAKY), inline, workers=1,
+                                                      job=flaky_job, version=fixed_version)] == [
+        None, None, "ValueError: seed 1 of a broke", "ValueError: seed 1 of b broke"]
+
+
+def test_a_killed_worker_process_fails_its_run_alone(tmp_path):
+    out = harness.run_all(harness.grid(["e"], [0, 1, 2], {"a": {}}), tmp_path, workers=2, job=killed_job,
+                          version=fixed_version)
+    assert [r.get("true_return_mean") for r in out] == [0.0, None, 2.0]
+    assert out[1]["failed"] == "its worker process died (killed, out of memory or crashed)"
+
+
+def test_a_run_asks_ray_for_a_gpu_where_its_device_is_cuda():
+    assert harness.Run("a", "e", 0).resources() == (1, 0)
+    assert harness.Run("a", "e", 0, {"device": "cuda"}).resources() == (1, 1)
+    assert harness.Run("a", "e", 0, {"device": "cuda:1"}, cpus=4).resources() == (4, 1)
+    assert harness.Run("a", "e", 0, {"device": "cuda"}, gpus=0.5).resources() == (1, 0.5)
+    # what a task asks for is not what the run computes: the cache key is the same
+    assert harness.Run("a", "e", 0, cpus=4, gpus=1).directory("o", "v") == harness.Run("a", "e", 0).directory("o", "v")
+    args = harness.parser("A script.", out="runs/x").parse_args(["--ray", "ray://head:10001"])
+    assert args.ray == "ray://head:10001" and harness.parser("A script.", out="runs/x").parse_args([]).ray is None
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False)  # a new local instance
+    yield ray
+    ray.shutdown()
+
+
+def test_a_sweep_on_ray_reports_failed_runs_and_gives_the_local_backends_results(ray_instance, tmp_path, capsys):
+    import os
+
+    first, table, second = _sweep_flaky(tmp_path / "ray", ray="local")
+    _check_flaky(first, table, second, tmp_path / "ray", capsys)
+    assert os.getpid() not in {r["pid"] for r in first if "pid" in r}  # made by Ray's workers
+    # the same grid in local worker processes: the same results and the same table
+    local_first, local_table, local_second = _sweep_flaky(tmp_path / "local", workers=2)
+
+    def same(results):
+        return [{k: v for k, v in r.items() if k != "pid"} for r in results]
+
+    assert same(first) == same(local_first) and same(second) == same(local_second) and table == local_table
+
+
+def test_a_killed_ray_worker_fails_its_run_alone(ray_instance, tmp_path):
+    out = harness.run_all(harness.grid(["e"], [0, 1, 2], {"a": {}}), tmp_path, job=killed_job, version=fixed_version,
+                          ray="local")
+    assert [r.get("true_return_mean") for r in out] == [0.0, None, 2.0]
+    assert out[1]["failed"].startswith("WorkerCrashedError: ")
+
+
+@pytest.mark.slow
+def test_a_training_run_goes_through_ray(ray_instance, tmp_path):
+    run = harness.Run("tiny", "cartpole", 0, {"labels": 6, "steps": 512, "eval_episodes": 1, "device": "cpu"})
+    result, = harness.run_all([run], tmp_path, ray="local")
+    assert not result["cached"] and result["labels_used"] == 6 and "true_return_mean" in result
+    assert (run.directory(tmp_path.resolve(), harness.code_version()) / "summary.json").exists()
+    assert harness.run_all([run], tmp_path, ray="local")[0]["cached"]

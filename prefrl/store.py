@@ -87,6 +87,31 @@ def _unpack(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
 
 
+def _clip_row(clip: Clip) -> tuple:
+    """A clip's columns as both stores write them: length, true return, timestep and the packed arrays
+    (obs, actions, true rewards, frames or None)."""
+    frames = None if clip.frames is None else _pack(unpack_frames(clip.frames))
+    return (int(clip.length), float(clip.true_return), int(clip.timestep), _pack(clip.obs), _pack(clip.actions),
+            _pack(clip.true_rewards), frames)
+
+
+def _clips_from_rows(where, ids: list[int], rows: dict, frames: bool) -> list[Clip]:
+    """Clips ``ids``, in that order, from rows (id, obs, actions, true_rewards, timestep[, frames]) by id,
+    as both stores read them: a missing id or bytes that do not inflate (a bad sector) are one line."""
+    missing = [i for i in sorted(set(int(i) for i in ids)) if i not in rows]
+    if missing:
+        raise StoreError(f"{where} has no clips with ids {missing[:5]}: the store is damaged")
+    out = []
+    for i in ids:
+        row = rows[int(i)]
+        try:
+            out.append(Clip(_unpack(row[1]), _unpack(row[2]), _unpack(row[3]),
+                            _unpack(row[5]) if frames and row[5] is not None else None, row[4], row[0]))
+        except (zlib.error, ValueError, OSError, EOFError) as exc:
+            raise DamagedClipError(where, int(i), exc) from None
+    return out
+
+
 class DamagedClipError(StoreError):
     """A clip's stored bytes cannot be read back; ``clip_id`` says which."""
 
@@ -285,10 +310,7 @@ class PreferenceStore:
             for clip in clips:
                 cur = self._db.execute(
                     "INSERT INTO clips (length, true_return, timestep, obs, actions, true_rewards, frames, created)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (clip.length, clip.true_return, clip.timestep, _pack(clip.obs), _pack(clip.actions),
-                     _pack(clip.true_rewards), None if clip.frames is None else _pack(unpack_frames(clip.frames)), now),
-                )
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*_clip_row(clip), now))
                 ids.append(int(cur.lastrowid))
         return ids
 
@@ -304,18 +326,7 @@ class PreferenceStore:
             q = f"SELECT {cols} FROM clips WHERE id IN ({','.join('?' * len(part))})"
             for row in self._db.execute(q, part):
                 rows[row[0]] = row
-        missing = [i for i in unique if i not in rows]
-        if missing:
-            raise StoreError(f"{self.path} has no clips with ids {missing[:5]}: the store is damaged")
-        out = []
-        for i in ids:
-            row = rows[int(i)]
-            try:
-                out.append(Clip(_unpack(row[1]), _unpack(row[2]), _unpack(row[3]),
-                                _unpack(row[5]) if frames and row[5] is not None else None, row[4], row[0]))
-            except (zlib.error, ValueError, OSError, EOFError) as exc:  # bytes that do not inflate: a bad sector
-                raise DamagedClipError(self.path, int(i), exc) from None
-        return out
+        return _clips_from_rows(self.path, ids, rows, frames)
 
     def clip_ids(self) -> list[int]:
         return [r[0] for r in self._db.execute("SELECT id FROM clips ORDER BY id")]

@@ -18,14 +18,13 @@ Needs ``psycopg`` 3 (``pip install 'prefrl[postgres]'``); ``import prefrl`` does
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
-from .clips import Clip, unpack_frames
+from .clips import Clip
 from .errors import StoreError
-from .store import APP_ID, SCHEMA_VERSION, Comparison, DamagedClipError, Ranking, _pack, _unpack
+from .store import APP_ID, SCHEMA_VERSION, Comparison, Ranking, _clip_row, _clips_from_rows
 
 try:
     import psycopg
@@ -313,12 +312,9 @@ class PostgresStore:
         ids = []
         with self._transaction():
             for clip in clips:
-                frames = None if clip.frames is None else _pack(unpack_frames(clip.frames))
                 ids.append(self._db.execute(
                     "INSERT INTO clips (length, true_return, timestep, obs, actions, true_rewards, frames, created)"
-                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW}) RETURNING id",
-                    (int(clip.length), float(clip.true_return), int(clip.timestep), _pack(clip.obs),
-                     _pack(clip.actions), _pack(clip.true_rewards), frames)).fetchone()[0])
+                    f" VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW}) RETURNING id", _clip_row(clip)).fetchone()[0])
         return ids
 
     def get_clips(self, ids: list[int], *, frames: bool = False) -> list[Clip]:
@@ -328,18 +324,7 @@ class PostgresStore:
         unique = sorted(set(int(i) for i in ids))
         cols = "id, obs, actions, true_rewards, timestep" + (", frames" if frames else "")
         rows = {row[0]: row for row in self._rows(f"SELECT {cols} FROM clips WHERE id = ANY(%s)", (unique,))}
-        missing = [i for i in unique if i not in rows]
-        if missing:
-            raise StoreError(f"{self.path} has no clips with ids {missing[:5]}: the store is damaged")
-        out = []
-        for i in ids:
-            row = rows[int(i)]
-            try:
-                out.append(Clip(_unpack(row[1]), _unpack(row[2]), _unpack(row[3]),
-                                _unpack(row[5]) if frames and row[5] is not None else None, row[4], row[0]))
-            except (zlib.error, ValueError, OSError, EOFError) as exc:  # bytes that do not inflate
-                raise DamagedClipError(self.path, int(i), exc) from None
-        return out
+        return _clips_from_rows(self.path, ids, rows, frames)
 
     def clip_ids(self) -> list[int]:
         return [r[0] for r in self._rows("SELECT id FROM clips ORDER BY id")]

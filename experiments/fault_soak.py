@@ -3,8 +3,15 @@ and a training run killed again and again and resumed each time, against an unin
 
     python experiments/fault_soak.py --writer-kills 200 --burst-seconds 60 --train-kills 3 --env cartpole
 
-Writes ``runs/fault_soak/report.md`` and prints it. The uninterrupted run of each seed is made by
-``harness.run_all``, cached by code version; the drills and the killed runs are made anew each time.
+Writes ``runs/fault_soak/report.md`` and prints it. ``--store URL [URL]`` runs the writer and burst
+drills on PostgreSQL stores (empty ones, as ``experiments/pg_server.py --stores 2`` prints; with one
+URL the burst follows the kills on the same store) rather than on SQLite files in ``--out``;
+``--train-kills 0`` leaves out the training runs:
+
+    python experiments/fault_soak.py --store URL1 URL2 --train-kills 0
+
+The uninterrupted run of each seed is made by ``harness.run_all``, cached by code version; the drills
+and the killed runs are made anew each time.
 """
 
 from __future__ import annotations
@@ -70,27 +77,41 @@ def main() -> None:
     p.add_argument("--burst-rate", type=float, default=100.0)
     p.add_argument("--train-kills", type=int, default=3)
     p.add_argument("--env", default="cartpole")
+    p.add_argument("--store", nargs="+", metavar="URL", default=None,
+                   help="postgresql:// URLs of empty stores for the writer and the burst drill (one URL: both on it)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     lines = []
 
-    store = out / "writer.sqlite"
-    store.unlink(missing_ok=True)
+    stores = (args.store * 2)[:2] if args.store else [out / "writer.sqlite", out / "burst.sqlite"]
+    store = stores[0]
+    if not args.store:
+        store.unlink(missing_ok=True)
     make_store(store, 100_000).close()
     t = time.time()
     w = kill_writer_drill(store, kills=args.writer_kills, seed=0, max_wait=1.0)
     lines.append(f"- writer SIGKILLed {w['kills']} times at random moments (0–1 s after it opened the store): "
-                 f"{w['acknowledged']:,} labels acknowledged, problems: {w['problems'] or 'none'} "
+                 f"{w['acknowledged']:,} labels acknowledged, writer errors {len(w['errors'])} {w['errors'][:3]}, "
+                 f"problems: {w['problems'] or 'none'} "
                  f"({time.time() - t:.0f} s)")
+    print(lines[-1], flush=True)
 
-    store = out / "burst.sqlite"
-    store.unlink(missing_ok=True)
+    store = stores[1]
+    if not args.store:
+        store.unlink(missing_ok=True)
+    t = time.time()
     make_store(store, 100_000).close()
+    print(f"made the burst's store ({time.time() - t:.0f} s)", flush=True)
     b = burst_drill(store, seconds=args.burst_seconds, rate=args.burst_rate)
-    lines.append(f"- burst for {b['seconds']:.0f} s: labels acknowledged {b['acknowledged']}, errors "
+    lines.append(f"- burst for {b['seconds']:.0f} s: labels acknowledged {b['acknowledged']} "
+                 f"({sum(b['acknowledged'].values()) / b['seconds']:.1f} a second in all), errors "
                  f"{len(b['errors'])} {b['errors'][:3]}, store problems: {b['problems'] or 'none'}")
+    print(lines[-1], flush=True)
+    if args.train_kills == 0:  # the drills only
+        (out / "report.md").write_text("\n".join(lines))
+        return
 
     # threads=None: the command-line run takes torch's default, as the killed one does
     plains = run_all([Run("plain", args.env, seed, threads=None) for seed in args.seeds], out, workers=1, job=plain_run)

@@ -1,23 +1,19 @@
-"""The PostgreSQL store against a real server: a throwaway cluster started for this module.
+"""The PostgreSQL store against a real server: a throwaway cluster started for this module
+(``experiments/pg_server.py``).
 
 The tests shared with the SQLite store run on both (``store_kind``), so the two keep one meaning;
 the rest are PostgreSQL's own: claims that skip rows being claimed, creation by two processes at
-once, labeler roles the database holds to their own answers, and a server that goes away.
+once, labeler roles the database holds to their own answers, a server that goes away, and the
+store's fault drills (``experiments/drills.py``) on the server.
 """
 
-import glob
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zlib
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -30,9 +26,9 @@ psycopg = pytest.importorskip("psycopg", reason="pip install 'psycopg[binary]>=3
 from prefrl import store_pg  # noqa: E402  (after the skip: it needs psycopg)
 from prefrl.store_pg import PostgresStore, labeler_role_sql  # noqa: E402
 
-ADMIN_PASSWORD = "admin-pw"
-OWNER, OWNER_PASSWORD = "prefrl_owner", "owner-pw"
-DATABASE = "stores"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+from drills import burst_drill, check_store, kill_writer_drill, make_store  # noqa: E402
+from pg_server import OWNER, OWNER_PASSWORD, Server, _binaries, _free_port  # noqa: E402
 
 
 def _clip(seed: int, length: int = 5, frames: bool = False) -> Clip:
@@ -40,99 +36,6 @@ def _clip(seed: int, length: int = 5, frames: bool = False) -> Clip:
     return Clip(rng.normal(size=(length, 4)).astype(np.float32), rng.integers(0, 2, size=length),
                 rng.normal(size=length).astype(np.float32),
                 rng.integers(0, 256, size=(length, 6, 8, 3), dtype=np.uint8) if frames else None, timestep=seed)
-
-
-def _binaries() -> Path | None:
-    """The newest PostgreSQL server's bin directory (Debian's layout first, then PATH)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parts[-3]))
-    if found:
-        return Path(found[-1]).parent
-    pg_ctl = shutil.which("pg_ctl")
-    return Path(pg_ctl).parent if pg_ctl and shutil.which("initdb") else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A PostgreSQL cluster in a temp directory on 127.0.0.1, run as an unprivileged user (the server
-    refuses root); password log-in over TCP only, as labelers on other machines would connect."""
-
-    def __init__(self, bindir: Path):
-        self.bindir = bindir
-        self.root = Path(tempfile.mkdtemp(prefix="prefrl-pg-"))  # not under pytest's 0700 root-only dirs
-        self.data = self.root / "data"
-        self.port = _free_port()
-        self.as_user: list[str] = []
-        version = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True).stdout
-        self.version = int(version.split()[2].split(".")[0])  # "postgres (PostgreSQL) 15.18 (Debian ...)"
-        (self.root / "pw").write_text(ADMIN_PASSWORD + "\n")
-        if os.geteuid() == 0:
-            try:
-                user = pwd.getpwnam("postgres")
-            except KeyError:
-                user = pwd.getpwnam("nobody")
-            for p in (self.root, self.root / "pw"):
-                os.chown(p, user.pw_uid, user.pw_gid)
-            self.as_user = ["runuser", "-u", user.pw_name, "--"]
-        try:
-            self._pg("initdb", "-D", str(self.data), "-U", "admin", f"--pwfile={self.root / 'pw'}", "-E", "UTF8",
-                     "--no-locale", "--no-sync", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256")
-            self.start()
-            with self.admin() as db:
-                db.execute(f"CREATE ROLE {OWNER} LOGIN PASSWORD '{OWNER_PASSWORD}'")
-                db.execute(f"CREATE DATABASE {DATABASE} OWNER {OWNER}")
-        except BaseException:
-            self.remove()
-            raise
-        self._stores = 0
-
-    def _pg(self, tool: str, *args: str) -> None:
-        done = subprocess.run([*self.as_user, str(self.bindir / tool), *args], cwd=self.root, capture_output=True,
-                              text=True, timeout=120)
-        if done.returncode:
-            log = self.root / "log"
-            raise RuntimeError(f"{tool} failed: {done.stderr[-2000:]}{log.read_text()[-2000:] if log.exists() else ''}")
-
-    def start(self) -> None:
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root} "
-                   "-c fsync=on -c shared_buffers=16MB -c max_connections=60")
-        if self.version >= 14:  # after a crash, one syncfs rather than an fsync of each file (seconds each start)
-            options += " -c recovery_init_sync_method=syncfs"
-        self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60", "-o", options, "start")
-
-    def stop(self) -> None:
-        """Stop at once, as a crash would: no checkpoint, the next start replays the WAL."""
-        self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
-
-    def url(self, schema: str | None, user: str = OWNER, password: str = OWNER_PASSWORD) -> str:
-        """A store's URL: the test database with ``schema`` first on the search path (None: the
-        ``postgres`` database)."""
-        where = f"{DATABASE}?options=-csearch_path%3D{schema}" if schema else "postgres"
-        return f"postgresql://{user}:{quote(password, safe='')}@127.0.0.1:{self.port}/{where}"
-
-    def admin(self, schema: str | None = None):
-        """A superuser's connection (see :meth:`url`)."""
-        return psycopg.connect(self.url(schema, "admin", ADMIN_PASSWORD), autocommit=True)
-
-    def new_store(self) -> str:
-        """A new empty schema owned by the store's owner role; its name. A schema, not a database
-        each: a crash's recovery fsyncs every file in the cluster, about 2 s a database here."""
-        self._stores += 1
-        name = f"store{self._stores}"
-        with self.admin("public") as db:
-            db.execute(f"CREATE SCHEMA {name} AUTHORIZATION {OWNER}")
-        return name
-
-    def remove(self) -> None:
-        try:
-            if (self.data / "postmaster.pid").exists():
-                self.stop()
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -582,3 +485,36 @@ def test_people_on_other_machines_label_a_waiting_trainer_over_tcp(server, pg_ur
     assert set(by) <= {"ann", "bob"} and len(by) == summary["labels_used"]
     answered = [int(out.split(": ")[1].split()[0]) for out, _ in outputs]
     assert sum(answered) >= len(by) and all(answered), outputs  # both labeled, each pair once
+
+
+# The store's fault drills (experiments/drills.py), as tests/test_faults.py runs them on SQLite.
+
+@pytest.mark.slow
+def test_a_killed_writer_never_loses_an_acknowledged_label_on_the_server(pg_url):
+    make_store(pg_url, 20_000).close()
+    result = kill_writer_drill(pg_url, kills=10, seed=0, max_wait=0.5)
+    assert result["problems"] == [] and result["errors"] == [] and result["acknowledged"] > 0
+
+
+@pytest.mark.slow
+def test_two_labeling_windows_a_burst_writer_and_the_trainer_share_one_server_store(pg_url):
+    make_store(pg_url, 20_000).close()
+    result = burst_drill(pg_url, seconds=4, rate=100)
+    assert result["errors"] == [] and result["problems"] == []
+    assert result["acknowledged"]["burst"] > 200
+    assert result["acknowledged"]["ui-1"] > 0 and result["acknowledged"]["ui-2"] > 0
+    with psycopg.connect(pg_url) as db:  # the trainer's batches of 20 queries, each in one commit
+        asked = db.execute("SELECT COUNT(*) FROM comparisons").fetchone()[0] - 20_000
+    assert asked >= 20 and asked % 20 == 0, asked
+    # the check finds what it is there to find: a label lost, a pair answered by another, a broken row
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        gone, other = [r[0] for r in db.execute("SELECT id FROM comparisons WHERE status = 'labeled' ORDER BY id"
+                                                " LIMIT 2").fetchall()]
+        db.execute("UPDATE comparisons SET status = 'pending', preference = NULL, labeler = NULL, labeled_at = NULL"
+                   " WHERE id = %s", (gone,))
+        db.execute("UPDATE comparisons SET labeler = NULL WHERE id = %s", (other,))
+        who = db.execute("SELECT labeler FROM comparisons WHERE id = %s", (other,)).fetchone()[0]
+    problems = check_store(pg_url, {gone: "ui-1", other: "nobody"})
+    assert len(problems) == 3 and "1 acknowledged labels missing" in problems[1], problems
+    assert "answered comparisons without a labeler" in problems[0] and "another labeler" in problems[2], problems
+    assert who is None and OWNER_PASSWORD not in str(problems)

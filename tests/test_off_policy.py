@@ -74,7 +74,9 @@ def _spy_on_training(monkeypatch):
      "--hyperparams", "learning_starts=256", "train_freq=128", "gradient_steps=8"],
     ["pendulum", "--algo", "sac", "--labels", "16", "--steps", "800", "--set", "round_steps=200",
      "--hyperparams", "learning_starts=100", "train_freq=8", "gradient_steps=1", "policy_kwargs=dict(net_arch=[16])"],
-], ids=["dqn", "sac"])
+    ["pendulum", "--algo", "td3", "--labels", "16", "--steps", "800", "--set", "round_steps=200",
+     "--hyperparams", "learning_starts=100", "train_freq=8", "gradient_steps=1", "policy_kwargs=dict(net_arch=[16])"],
+], ids=["dqn", "sac", "td3"])
 def test_an_off_policy_run_relabels_its_whole_replay_buffer_after_each_refit(tmp_path, monkeypatch, argv):
     seen = _spy_on_training(monkeypatch)
     run = tmp_path / "run"

@@ -55,8 +55,9 @@ def _parser(defaults: bool = True) -> argparse.ArgumentParser:
                    help="stop PPO once the run has taken this long, pre-training counted (default: run all --steps)")
     option("--run-dir", default=None, help="run directory (default: runs/<env>-<reward>-s<seed>-<time>)")
     option("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    option("--query", default="disagreement",
-                   help="query selection: random, disagreement, entropy or optimistic")
+    option("--query", default="disagreement", choices=("random", "disagreement", "entropy", "optimistic"),
+           help="query selection: uniform pairs, ensemble disagreement, the entropy of the members' mean "
+                "preference, or the higher upper confidence bound")
     option("--teacher", default="oracle",
                    help="synthetic teacher: oracle, noisy, myopic, mistake, skip, equal (B-Pref's), with parameters "
                         "as NAME:beta=..,gamma=..,mistake=..,skip=..,equal=..")

@@ -72,7 +72,7 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
     [
         (["train", "cartpol"], "unknown env 'cartpol'"),
         (["train", "cartpole", "--labels", "0"], "--labels 0 is too few"),
-        (["train", "cartpole", "--query", "best"], "--query 'best' is not known"),
+        (["train", "cartpole", "--query", "best"], "argument --query: invalid choice: 'best'"),
         (["train", "cartpole", "--reward", "fake"], "argument --reward: invalid choice: 'fake'"),
         (["train", "cartpole", "--algo", "ddpg"], "argument --algo: invalid choice: 'ddpg'"),
         (["train", "cartpole", "--initial-labels", "1"], "--initial-labels 1 must be at least 2"),

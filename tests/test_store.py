@@ -88,18 +88,6 @@ def test_two_labelers_never_claim_the_same_pair_and_stale_claims_lapse(tmp_path)
     ann.close(), bob.close()
 
 
-def test_undo_puts_a_label_back_to_pending(tmp_path):
-    with PreferenceStore(tmp_path / "s.sqlite", env="cartpole") as store:
-        ids = store.add_clips([_clip(0), _clip(1)])
-        (cid,) = store.add_queries([(ids[0], ids[1])], source="human")
-        store.record_labels([(cid, 1.0)], labeler="ann")
-        assert store.num_labels() == 1 and store.num_pending() == 0
-        store.unlabel(cid, "ann")
-        c = store.comparison(cid)
-        assert (c.status, c.preference, c.labeler) == ("pending", None, None)
-        assert store.claim("bob") is None and store.claim("ann").id == cid  # the undoer holds it
-
-
 def test_a_schema_1_store_is_migrated_with_its_labels(tmp_path):
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)

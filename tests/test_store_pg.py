@@ -518,3 +518,37 @@ def test_two_labeling_windows_a_burst_writer_and_the_trainer_share_one_server_st
     assert len(problems) == 3 and "1 acknowledged labels missing" in problems[1], problems
     assert "answered comparisons without a labeler" in problems[0] and "another labeler" in problems[2], problems
     assert who is None and OWNER_PASSWORD not in str(problems)
+
+
+def test_prefrl_label_opens_a_server_store_by_its_url_alone(server, pg_url, tmp_path):
+    """`prefrl label --store URL` on a machine with no run directory: the window claims the waiting
+    pair over TCP, and SIGTERM ends it with the pair released and nothing answered."""
+    import signal
+
+    with PostgresStore(pg_url, env="cartpole") as store:
+        ids = store.add_clips([_clip(0, length=20), _clip(1, length=20)])
+        (query,) = store.add_queries([(ids[0], ids[1])], source="human")
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PGPASSWORD": OWNER_PASSWORD}
+    window = subprocess.Popen([sys.executable, "-m", "prefrl", "label", "--store", _no_password(pg_url),
+                               "--labeler", OWNER], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    def claimed_by():
+        with psycopg.connect(pg_url, autocommit=True) as db:
+            return db.execute("SELECT claimed_by FROM comparisons WHERE id = %s", (query,)).fetchone()[0]
+
+    try:
+        for _ in range(600):  # polls, 0.1 s apart
+            if claimed_by() == OWNER or window.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert claimed_by() == OWNER, window.communicate(timeout=10)
+        time.sleep(2.0)  # the window's loop running (the pair is claimed as the session opens, before it)
+        window.send_signal(signal.SIGTERM)
+        out, err = window.communicate(timeout=60)
+    finally:
+        if window.poll() is None:
+            window.kill()
+    assert window.returncode == 128 + signal.SIGTERM and "Traceback" not in err, (out, err)
+    with PostgresStore(pg_url, create=False) as store:
+        assert store.comparison(query).status == "pending" and claimed_by() is None  # released, not answered
+    assert not list(tmp_path.iterdir())  # no run directory, no store file made

@@ -41,7 +41,7 @@ import numpy as np
 
 from prefrl.clips import Clip
 from prefrl.errors import StoreError
-from prefrl.store import is_store_url, open_store
+from prefrl.stores import is_store_url, open_store
 from prefrl.store_pg import _without_password
 
 try:

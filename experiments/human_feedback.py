@@ -25,7 +25,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # the labelers render classic
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 from prefrl.labeling_ui.scripted import ScriptedLabeler
-from prefrl.store import open_store
+from prefrl.stores import open_store
 from prefrl import TrainConfig, train
 
 

@@ -13,7 +13,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
 from prefrl.errors import StoreError  # noqa: E402
-from prefrl.store import is_store_url, open_store  # noqa: E402
+from prefrl.stores import is_store_url, open_store  # noqa: E402
 from prefrl.teachers import OracleTeacher  # noqa: E402
 
 from .app import LabelingApp  # noqa: E402

@@ -213,7 +213,7 @@ def _label(args) -> int:
     if run is not None:
         store = run.store(location=args.store)
     else:
-        from .store import open_store
+        from .stores import open_store
 
         store = open_store(args.store, create=False)
     previous = {}

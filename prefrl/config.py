@@ -315,7 +315,7 @@ def read_config_file(path: str) -> dict[str, Any]:
 def _check_store_url(url: str, reward: str) -> None:
     from urllib.parse import urlsplit
 
-    from .store import is_store_url
+    from .stores import is_store_url
 
     if not is_store_url(url):
         raise PrefrlError(f"--store {url!r} is not a PostgreSQL URL: write postgresql://USER@HOST:PORT/DATABASE "

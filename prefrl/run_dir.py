@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .algos import OFF_POLICY, algo_class, build_kwargs
 from .config import check_record
 from .errors import PrefrlError
-from .store import is_store_url, open_store
+from .stores import is_store_url, open_store
 
 if TYPE_CHECKING:
     from .reward_fn import LearnedReward

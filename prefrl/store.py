@@ -22,8 +22,7 @@ import numpy as np
 from .clips import Clip, unpack_frames
 from .errors import StoreError
 
-__all__ = ["SCHEMA_VERSION", "Comparison", "DamagedClipError", "Ranking", "PreferenceStore", "open_store",
-           "is_store_url"]
+__all__ = ["SCHEMA_VERSION", "Comparison", "DamagedClipError", "Ranking", "PreferenceStore"]
 
 # 2: comparisons.claimed_by/claimed_at, so several labelers never get the same pair;
 # 3: the rankings table (K-wise feedback);
@@ -534,17 +533,3 @@ class PreferenceStore:
         return [{k: (json.loads(v) if k in ("clip_ids", "ranking") and v is not None else v) for k, v in zip(names, row)}
                 for row in cur]
 
-
-def is_store_url(location: str | Path) -> bool:
-    """Whether ``location`` names a PostgreSQL store (``postgresql://...``) rather than a file."""
-    return str(location).startswith(("postgresql://", "postgres://"))
-
-
-def open_store(location: str | Path, env: str | None = None, create: bool = True, any_thread: bool = False):
-    """The store at ``location``: a ``postgresql://user@host:port/db`` URL (a :class:`prefrl.store_pg.PostgresStore`,
-    labelers on many machines) or a file path (the embedded SQLite :class:`PreferenceStore`)."""
-    if is_store_url(location):
-        from .store_pg import PostgresStore
-
-        return PostgresStore(str(location), env=env, create=create)
-    return PreferenceStore(location, env=env, create=create, any_thread=any_thread)

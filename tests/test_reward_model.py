@@ -120,6 +120,52 @@ def test_cnn_ensemble_has_the_papers_shape_and_independent_members():
         RewardModelConfig(n_features=4, arch="cnn", obs_shape=(2, 44, 44))
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_the_cpus_member_by_member_convolutions_are_the_grouped_ones(dropout):
+    """On a CPU the members' convolutions run one by one on slices of the grouped weights: the
+    outputs, the gradients and the batch-norm running statistics must be the grouped layers' own, in
+    training and (batch norm folded into the convolutions) in evaluation, for shared and per-member
+    inputs."""
+    import copy
+
+    config = RewardModelConfig(n_features=2 * 44 * 44, use_action=False, arch="cnn", obs_shape=(2, 44, 44),
+                               dropout=dropout)
+    torch.manual_seed(0)
+    model = RewardEnsemble(config)
+    with torch.no_grad():  # batch norm away from its initial identity, so that folding it is tested
+        for norm in (m for m in model.cnn.convs if isinstance(m, torch.nn.BatchNorm2d)):
+            norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-0.2, 0.2)
+            norm.running_mean.uniform_(-0.5, 0.5), norm.running_var.uniform_(0.5, 2.0)
+    twin = copy.deepcopy(model)
+    per_member = torch.randint(0, 255, (3, 6, 2, 44, 44), dtype=torch.uint8)
+    shared = per_member[0]
+    for x in (per_member, shared):
+        model.train(), twin.train()
+        torch.manual_seed(1)
+        a = model.cnn._members_one_by_one(x.float() / 255.0)
+        torch.manual_seed(1)
+        b = twin.cnn._grouped(x.float() / 255.0)
+        if dropout == 0.0:  # the dropout masks are drawn in another order: compare without them
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+            (a ** 2).sum().backward(), (b ** 2).sum().backward()
+            for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+                if p.grad is not None or q.grad is not None:
+                    torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-4, msg=name)
+        else:  # dropout is applied in training: the output is not the one out of training
+            with torch.no_grad():
+                assert not torch.allclose(a, model.eval().cnn._members_one_by_one(x.float() / 255.0))
+        # Past the first dropout the running statistics depend on the masks drawn.
+        for (name, buf), twin_buf in zip(model.named_buffers(), twin.buffers()):
+            if dropout == 0.0 or name.startswith("cnn.convs.1."):
+                torch.testing.assert_close(buf, twin_buf, msg=name)
+        twin.load_state_dict(model.state_dict())
+        model.eval(), twin.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(model.cnn._members_one_by_one(x.float() / 255.0),
+                                       twin.cnn._grouped(x.float() / 255.0), rtol=1e-5, atol=1e-5)
+    assert model.cnn(shared).shape == (3, 6, config.hidden)
+
+
 @pytest.mark.slow
 def test_cnn_ensemble_learns_a_known_frame_reward(tmp_path):
     torch.manual_seed(0)

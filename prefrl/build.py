@@ -114,9 +114,11 @@ def make_stages(config: TrainConfig, preset: Preset, run: RunDir, store: Prefere
         feedback=feedback,
         data=data,
         fitter=(AsyncFitter(trainer, model, data, save=run.save_reward_model,
-                            yield_to_agent=preset.fit_yield and reward.device.type == "cpu")
+                            yield_to_agent=preset.fit_yield and reward.device.type == "cpu",
+                            new_only=preset.refit_new_labels, seed=config.seed)
                 if preset.fit_async else
-                Fitter(trainer, model, data, delay=preset.fit_delay, save=run.save_reward_model)),
+                Fitter(trainer, model, data, delay=preset.fit_delay, save=run.save_reward_model,
+                       new_only=preset.refit_new_labels, seed=config.seed)),
         ask_in_worker=in_worker,
     )
 

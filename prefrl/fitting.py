@@ -14,11 +14,46 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import numpy as np
+
 from .labeled_data import LabeledData
+from .queries import Label
 from .reward_model import RewardEnsemble
 from .reward_training import EnsembleTrainer, TrainStats
 
 __all__ = ["Fitter", "AsyncFitter"]
+
+
+class _Share:
+    """Which labels a refit trains on: every one held, or (``new_only``) the new ones and as many
+    older ones drawn at random, so that a refit costs in proportion to the labels that came and not
+    to all there are (:meth:`LabeledData.split_new`). A fit that waits (before RL, on resume) always
+    takes every label."""
+
+    def __init__(self, data: LabeledData, new_only: bool, seed: int):
+        self.data = data
+        self.new_only = new_only
+        self.rng = np.random.default_rng(seed)
+        self.fitted: frozenset[Label] = frozenset()
+
+    def job(self, trainer: EnsembleTrainer, every: bool = False, epochs: int | None = None,
+            between_steps: Callable[[], object] | None = None) -> Callable[[], TrainStats]:
+        """The refit on the labels held now (read here), as a call to make now or in another thread;
+        the labels count as fitted once it has run."""
+        if not self.new_only:
+            train, val = self.data.split()
+            scale_on, held = None, None
+        else:
+            train, val, scale_on, held = self.data.split_new(frozenset() if every else self.fitted, self.rng,
+                                                             least=trainer.batch_size)
+
+        def run() -> TrainStats:
+            stats = trainer.train(train, val, epochs=epochs, between_steps=between_steps, scale_on=scale_on)
+            if held is not None:
+                self.fitted = held
+            return stats
+
+        return run
 
 
 class Fitter:
@@ -35,10 +70,12 @@ class Fitter:
             the machine is, and a run repeats exactly. The paper's reward model trained
             asynchronously.
         save: called with the live ensemble after each adoption (writes ``reward_model.pt``).
+        new_only: each refit trains on the new labels and as many older ones drawn at random, not
+            on every label (see :class:`_Share`); ``seed`` draws them.
     """
 
     def __init__(self, trainer: EnsembleTrainer, live: RewardEnsemble, data: LabeledData, delay: int = 0,
-                 save: Callable[[RewardEnsemble], None] | None = None):
+                 save: Callable[[RewardEnsemble], None] | None = None, new_only: bool = False, seed: int = 0):
         if delay and trainer.model is live:
             raise ValueError("Fitter: delay > 0 needs a trainer that trains a copy of the live ensemble "
                              "(EnsembleTrainer(copy.deepcopy(model)))")
@@ -47,17 +84,17 @@ class Fitter:
         self.data = data
         self.delay = delay
         self.save = save
+        self.share = _Share(data, new_only, seed)
         self.fitted_labels = 0  # labels held at the start of the last fit
         self.last_stats: TrainStats | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="prefrl-fit") if delay else None
         self._fitting: Future | None = None  # the refit under way in the background
         self._adopt_at = 0  # the env step from which the refit under way is adopted
 
-    def _job(self, epochs: int | None = None) -> Callable[[], TrainStats]:
-        """The refit on every label held now (read here), as a call to make now or in another thread."""
-        train, val = self.data.split()
-        self.fitted_labels = train.n + val.n
-        return lambda: self.trainer.train(train, val, epochs=epochs)
+    def _job(self, every: bool = False, epochs: int | None = None) -> Callable[[], TrainStats]:
+        """The refit on the labels held now (read here), as a call to make now or in another thread."""
+        self.fitted_labels = self.data.n
+        return self.share.job(self.trainer, every=every, epochs=epochs)
 
     def _adopt(self, stats: TrainStats) -> TrainStats:
         if self.trainer.model is not self.live:
@@ -69,7 +106,7 @@ class Fitter:
 
     def fit(self, epochs: int | None = None) -> TrainStats:
         """Refit on every label now and adopt it, waiting for it (before RL, and on resume)."""
-        return self._adopt(self._job(epochs)())
+        return self._adopt(self._job(every=True, epochs=epochs)())
 
     def will_adopt(self, timestep: int, start: bool, final: bool) -> bool:
         """Whether :meth:`step` with these arguments changes the live ensemble."""
@@ -129,10 +166,12 @@ class AsyncFitter:
         data: the labels (read by the worker under the data's lock).
         save: called with the live ensemble after each adoption (writes ``reward_model.pt``).
         yield_to_agent: see above.
+        new_only, seed: as :class:`Fitter`'s.
     """
 
     def __init__(self, trainer: EnsembleTrainer, live: RewardEnsemble, data: LabeledData,
-                 save: Callable[[RewardEnsemble], None] | None = None, yield_to_agent: bool = False):
+                 save: Callable[[RewardEnsemble], None] | None = None, yield_to_agent: bool = False,
+                 new_only: bool = False, seed: int = 0):
         if trainer.model is live:
             raise ValueError("AsyncFitter: needs a trainer that trains a copy of the live ensemble "
                              "(EnsembleTrainer(copy.deepcopy(model)))")
@@ -141,6 +180,7 @@ class AsyncFitter:
         self.data = data
         self.save = save
         self.yield_to_agent = yield_to_agent
+        self.share = _Share(data, new_only, seed)
         self.fitted_labels = 0  # labels held when the last refit was asked for
         self.last_stats: TrainStats | None = None
         self.refits = 0  # refits the worker finished
@@ -191,8 +231,7 @@ class AsyncFitter:
                     self._open.wait()
                     job()
                 self.fitted_labels = self.data.n
-                train, val = self.data.split()
-                stats = self.trainer.train(train, val, between_steps=self._open.wait)
+                stats = self.share.job(self.trainer, between_steps=self._open.wait)()
                 state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
             except BaseException as exc:  # raised again in the agent's thread by step()
                 with self._state:
@@ -211,9 +250,8 @@ class AsyncFitter:
     def fit(self, epochs: int | None = None) -> TrainStats:
         """Refit on every label now and adopt it, waiting for it (before RL, and on resume; the
         worker is idle then)."""
-        train, val = self.data.split()
-        self.fitted_labels = train.n + val.n
-        stats = self.trainer.train(train, val, epochs=epochs)
+        self.fitted_labels = self.data.n
+        stats = self.share.job(self.trainer, every=True, epochs=epochs)()
         return self._adopt(self.trainer.model.state_dict(), stats)
 
     def _adopt(self, state: dict, stats: TrainStats) -> TrainStats:

@@ -73,6 +73,28 @@ class LabeledData:
     def split(self) -> tuple[Batch, Batch]:
         """Every label held, in query order, split into training and validation (1/e held out,
         by a hash of the query id, so a label keeps its side from one fit to the next)."""
+        batch, held_out, _ = self._everything()
+        return self._sides(batch, held_out, np.ones(len(held_out), bool))
+
+    def split_new(self, fitted: frozenset[Label], rng: np.random.Generator,
+                  least: int = 16) -> tuple[Batch, Batch, tuple[Batch, Batch], frozenset[Label]]:
+        """A refit's share of the labels: those not in ``fitted`` (new ones, and answers changed
+        since) and as many others drawn at random (at least ``least``), each on its side of the
+        split. Returns its training and validation labels, every label's (as :meth:`split`, to
+        measure the output scale on), and the labels held now, which the caller passes as
+        ``fitted`` once this refit is done."""
+        batch, held_out, labels = self._everything()
+        new = np.array([label not in fitted for label in labels], bool)
+        old = np.flatnonzero(~new)
+        chosen = new.copy()
+        if len(old):
+            chosen[rng.choice(old, min(len(old), max(int(new.sum()), least)), replace=False)] = True
+        return (*self._sides(batch, held_out, chosen), self._sides(batch, held_out, np.ones(len(labels), bool)),
+                frozenset(labels))
+
+    def _everything(self) -> tuple[Batch, np.ndarray, list[Label]]:
+        """Every label held, in query order, as one batch; which are held out for validation; and
+        the labels."""
         with self._lock:
             labels = [self._labels[i] for i in sorted(self._labels)]
             rows = dict(self._rows)
@@ -93,8 +115,12 @@ class LabeledData:
         held_out = is_validation(ids)
         if held_out.all():  # a handful of labels, all on the validation side: train on them, validate on none
             held_out[:] = False
-        val = torch.as_tensor(np.flatnonzero(held_out), device=self.device, dtype=torch.long)
-        train = torch.as_tensor(np.flatnonzero(~held_out), device=self.device, dtype=torch.long)
+        return batch, held_out, labels
+
+    def _sides(self, batch: Batch, held_out: np.ndarray, chosen: np.ndarray) -> tuple[Batch, Batch]:
+        """The chosen labels of ``batch``, training side and validation side."""
+        val = torch.as_tensor(np.flatnonzero(held_out & chosen), device=self.device, dtype=torch.long)
+        train = torch.as_tensor(np.flatnonzero(~held_out & chosen), device=self.device, dtype=torch.long)
         return batch.subset(train), batch.subset(val)
 
     def _hold(self, given: list[Clip], clip_ids: list[int]) -> None:

@@ -88,6 +88,11 @@ class Preset:
             for Atari, where the envs step on one core and leave the other idle. Off by default: beside
             other busy processes (two runs side by side, say) the worker then gets almost no CPU and
             the reward model hardly trains (a pong smoke run waited 880 s for its last refit so).
+        refit_new_labels: each refit during RL trains on the labels that came since the last one and
+            as many older ones drawn at random, instead of on every label, so that it costs in
+            proportion to the labels that came, not to all there are (on 2 CPU cores a pass of the
+            reward CNN over 500 Atari labels takes ~40 s); the output scale is still measured on every
+            labeled clip. Fits that wait (before RL, on resume) take every label.
         check_clips: the per-refit check (:class:`prefrl.diagnostics.RefitCheck`) scores the ensemble
             before and after each refit on this many of the policy's most recent clips (each pass of
             the reward CNN over them costs the agent's time on a CPU).
@@ -127,6 +132,7 @@ class Preset:
     random_steps: int | None = None
     fit_async: bool = False
     fit_yield: bool = False
+    refit_new_labels: bool = False
     check_clips: int = 200
     vector_env: bool = False
     vector_threads: int = 0

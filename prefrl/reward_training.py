@@ -254,10 +254,12 @@ class EnsembleTrainer:
         return [slice(i, i + step) for i in range(0, n, step)]
 
     def train(self, train: Batch, val: Batch, epochs: int | None = None,
-              between_steps: Callable[[], object] | None = None) -> TrainStats:
+              between_steps: Callable[[], object] | None = None,
+              scale_on: tuple[Batch, ...] | None = None) -> TrainStats:
         """Run ``epochs`` (default: the trainer's) epochs on ``train``, or fewer once the target
         accuracy is reached, adapting L2 on ``val``; then renormalize each member's output on the
-        steps of all these clips. Returns the round's stats.
+        steps of all these clips (or of ``scale_on``'s, when training on a share of the labels).
+        Returns the round's stats.
 
         ``between_steps`` is called before each gradient step and each pass over whole clip sets
         (an asynchronous fitter waits there while the agent's own update runs).
@@ -314,7 +316,7 @@ class EnsembleTrainer:
                     break
         if between_steps is not None:
             between_steps()
-        self.model.set_output_stats(_steps([train, val], self.stats_sample, self.rng))
+        self.model.set_output_stats(_steps(list(scale_on or (train, val)), self.stats_sample, self.rng))
         if not (torch.isfinite(self.model.out_mean).all() and torch.isfinite(self.model.out_std).all()):
             raise TrainingError("the reward model's outputs on the labeled clips are not finite (NaN or inf): "
                                 "no model was saved from this fit, and every label is still in the store")

@@ -45,14 +45,16 @@ def _reward(seed=0):
     return LearnedReward.build(OBS, ACT, hidden=8)
 
 
-def _stages(store, rank_size=2, delay=0, human=False, batch=4, asynchronous=False, yield_to_agent=False):
+def _stages(store, rank_size=2, delay=0, human=False, batch=4, asynchronous=False, yield_to_agent=False,
+            new_only=False):
     reward = _reward()
     kind = query_kind(rank_size)
     data = LabeledData(kind, reward.features, store, reward.device, OBS.shape, ACT.shape)
     feedback = (HumanFeedback(store, data, batch, poll=0.01) if human
                 else SyntheticFeedback(OracleTeacher(), kind, store, data, batch))
     trainer = EnsembleTrainer(copy.deepcopy(reward.model) if delay or asynchronous else reward.model, epochs=3)
-    fitter = AsyncFitter(trainer, reward.model, data, yield_to_agent=yield_to_agent) if asynchronous else Fitter(trainer, reward.model, data, delay=delay)
+    fitter = (AsyncFitter(trainer, reward.model, data, yield_to_agent=yield_to_agent, new_only=new_only)
+              if asynchronous else Fitter(trainer, reward.model, data, delay=delay, new_only=new_only))
     querier = Querier(kind, store, "disagreement", reward.member_returns, 0, feedback.source)
     return reward, querier, feedback, data, fitter
 
@@ -150,6 +152,55 @@ def test_the_data_refuses_clips_of_another_env():
         data = LabeledData(Pairs(), reward.features, store, reward.device, OBS.shape, ACT.shape)
         with pytest.raises(StoreError, match="written for another env"):
             data.sync()
+
+
+def test_a_refit_on_new_labels_takes_them_and_as_many_old_ones_each_on_its_side():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, _ = _stages(store, batch=40)
+        feedback(querier(_pool(60), 40, strategy="random"))
+        everything = data.split()
+        rng = np.random.default_rng(0)
+        train, val, scale_on, held = data.split_new(frozenset(), rng, least=4)
+        assert train.n + val.n == 40 and len(held) == 40  # nothing fitted yet: every label is new
+        assert [b.n for b in scale_on] == [b.n for b in everything]
+        feedback(querier(_pool(60, seed=1), 6, strategy="random"))  # 6 new labels
+        train, val, scale_on, now = data.split_new(held, rng, least=4)
+        assert train.n + val.n == 12 and len(now) == 46  # the 6 new ones and 6 old ones
+        assert scale_on[0].n + scale_on[1].n == 46
+        new = now - held
+        picked = {(int(a), int(b)) for b in (train, val) for a, b in zip(b.left.tolist(), b.right.tolist())}
+        rows = {label: (data._rows[label.clip_ids[0]], data._rows[label.clip_ids[1]]) for label in now}
+        assert {rows[label] for label in new} <= picked
+        # each label on its own side of the split, as in a refit on every label
+        val_ids = {label for label in now if is_validation(np.array([label.id]))[0]}
+        assert {(int(a), int(b)) for a, b in zip(val.left.tolist(), val.right.tolist())} == \
+            {rows[label] for label in val_ids} & picked
+        # a changed answer counts as new; with nothing new, `least` old ones are drawn
+        changed = next(iter(held))
+        data.add([changed._replace(value=1.0 - changed.value if changed.value != 0.5 else 1.0)])
+        train, val, _, after = data.split_new(now, rng, least=4)
+        assert train.n + val.n == 5 and after - now == {changed._replace(value=1.0 - changed.value if changed.value != 0.5 else 1.0)}
+        train, val, _, _ = data.split_new(after, rng, least=4)
+        assert train.n + val.n == 4
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_fitter_on_new_labels_fits_every_label_first_and_then_the_new_ones(asynchronous):
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, batch=30, asynchronous=asynchronous, new_only=True)
+        fitter.trainer.batch_size = 8  # at least a batch of old labels is drawn
+        seen = []
+        train = fitter.trainer.train
+        fitter.trainer.train = lambda t, v, **kw: seen.append((t.n + v.n, kw["scale_on"])) or train(t, v, **kw)
+        feedback(querier(_pool(60), 30, strategy="random"))
+        fitter.fit()
+        assert seen[-1][0] == 30
+        feedback(querier(_pool(60, seed=1), 20, strategy="random"))
+        fitter.step(1000, start=True, final=False)
+        fitter.close()
+        n, scale_on = seen[-1]
+        assert n == 40 and sum(b.n for b in scale_on) == 50  # 20 new, 20 old; the scale on all 50
+        assert fitter.share.fitted == frozenset(data.split_new(frozenset(), np.random.default_rng(0))[3])
 
 
 def test_rankings_reach_the_data_best_first():

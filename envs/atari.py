@@ -49,6 +49,10 @@ SCORE_MASKS: dict[str, tuple[Rect, ...]] = {
     # The score is under the maze (rows 187-193); the default top band would hide the maze's top
     # corridor and its pellets instead, and leave the score in view.
     "MsPacman": ((185, 196, 0, 160),),
+    # Dense-score games outside the paper's seven; their scores sit low, where the default band would
+    # leave them in view and hide the top of the play field instead (Atlantis's attackers fly there).
+    "Atlantis": ((187, 200, 0, 160),),  # the score on the dark ground band (rows 188-197)
+    "Asterix": ((182, 193, 0, 160),),  # the score under the bottom lane (rows 184-190)
 }
 DEFAULT_SCORE_MASK: tuple[Rect, ...] = ((0, 21, 0, 160),)
 

@@ -66,13 +66,16 @@ def test_each_named_game_builds_steps_and_hides_its_score(name):
 
 
 # RAM bytes that hold a score digit pair, found by diffing RAM across a point scored.
-SCORE_RAM = {"pong": 13, "breakout": 77}
+SCORE_RAM = {"pong": 13, "breakout": 77, "ALE/Atlantis-v5": 34, "ALE/Asterix-v5": 96}
 
 
 @pytest.mark.parametrize("name", list(SCORE_RAM))
 def test_changing_only_the_score_in_ram_leaves_the_agent_view_unchanged(name):
     """Two emulator states that differ only in the score byte: the screens differ, the masked
     84×84 frames do not."""
+    import ale_py
+
+    gym.register_envs(ale_py)  # run alone, no earlier test has registered ALE's ids
     env = gym.make(resolve(name).gym_id, frameskip=4, repeat_action_probability=0.0)
     env.reset(seed=0)
     env.action_space.seed(0)

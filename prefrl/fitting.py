@@ -15,13 +15,24 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 from .labeled_data import LabeledData
 from .queries import Label
 from .reward_model import RewardEnsemble
 from .reward_training import EnsembleTrainer, TrainStats
 
-__all__ = ["Fitter", "AsyncFitter"]
+__all__ = ["Fitter", "AsyncFitter", "half_the_threads"]
+
+
+def half_the_threads(agent_threads: int) -> None:
+    """Called in a background thread on a CPU: torch runs its operations there on half the agent's
+    ``agent_threads`` intra-op threads (at least one; read in the agent's thread). Each thread keeps
+    the count it started with, so the agent's own thread keeps them all; without this each
+    background thread brings a team of as many threads as there are cores, and on 2 cores the
+    agent's update and the reward CNN then run 4 threads on 2 cores. (torch also takes the count as
+    the default of threads that have not yet run an operation.)"""
+    torch.set_num_threads(max(1, agent_threads // 2))
 
 
 class _Share:
@@ -157,7 +168,8 @@ class AsyncFitter:
     update runs (:meth:`pause` from a rollout's end, :meth:`resume` at the next rollout's start), so
     it trains on the cycles collecting a rollout leaves idle (Atari: the envs step on one core while
     the other waits). Where the agent's update is most of its time (a small MLP policy) the worker
-    would then hardly train. Queries handed over with :meth:`ask` are picked and answered in the
+    would then hardly train. On a CPU the worker runs torch on half the agent's threads (see
+    :func:`half_the_threads`). Queries handed over with :meth:`ask` are picked and answered in the
     worker too, before its next refit.
 
     Args:
@@ -193,6 +205,7 @@ class AsyncFitter:
         self._stopping = False
         self._open = threading.Event()  # clear while the agent's update runs: the worker waits between steps
         self._open.set()
+        self._agent_threads = torch.get_num_threads()
         self._worker = threading.Thread(target=self._work, name="prefrl-fit", daemon=True)
         self._worker.start()
 
@@ -220,6 +233,8 @@ class AsyncFitter:
 
     def _work(self) -> None:
         self._lower_priority()
+        if self.live.out_mean.device.type == "cpu":
+            half_the_threads(self._agent_threads)
         while True:
             with self._state:
                 self._state.wait_for(lambda: self._asked > self._done or self._stopping)

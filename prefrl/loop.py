@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -24,7 +25,7 @@ from .clips import Clip, ClipRecorder
 from .diagnostics import RefitCheck
 from .exploration import knn_novelty
 from .feedback import Feedback
-from .fitting import AsyncFitter, Fitter
+from .fitting import AsyncFitter, Fitter, half_the_threads
 from .labeled_data import LabeledData
 from .learned_reward import LearnedRewardVecEnv, StepRecord, relabel_replay, relabel_rollout, write_replay
 from .queries import Querier
@@ -60,8 +61,8 @@ class PreferenceCallback(BaseCallback):
         overlap: score the rollout's steps in a background thread while the rollout is still being
             collected, ``overlap`` steps at a time (0: all at once at the end). On a CPU, collecting
             a rollout leaves a core idle (the envs step one at a time) and the reward CNN's
-            forward pass can run there; a rollout after which the ensemble was refit is scored
-            again at the end with the new ensemble.
+            forward pass can run there (on half the agent's torch threads); a rollout after which
+            the ensemble was refit is scored again at the end with the new ensemble.
         check: at each refit, scores the ensemble before and after it against the true reward
             (:mod:`prefrl.diagnostics`); None: no check.
         probe: called with the algorithm and the timestep before each round of queries; the clips
@@ -113,7 +114,11 @@ class PreferenceCallback(BaseCallback):
         self.learned_episode_returns: list[float] = []
         self.seconds: dict[str, float] = defaultdict(float)
         self._clock = time.perf_counter()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="prefrl-reward") if overlap else None
+        on_cpu = reward.device.type == "cpu"
+        self._executor = (ThreadPoolExecutor(1, thread_name_prefix="prefrl-reward",
+                                             initializer=half_the_threads if on_cpu else None,
+                                             initargs=(torch.get_num_threads(),) if on_cpu else ())
+                          if overlap else None)
         self._scored: list[Future] = []  # background scores of this rollout's steps, in order
         self._submitted = 0  # steps of this rollout handed to the background thread
         self.rollout: dict[str, float] = {}

@@ -490,3 +490,30 @@ def test_the_callback_calls_the_stages_in_order_over_rollouts_without_ppo(asynch
     if not asynchronous:  # in place, one on the last rollout (an asynchronous one is adopted when it is done)
         assert refits[-1] == 1.0
     assert len(recorder.clips) == total // 5  # every step cut into 5-step clips
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["rollout-scorer", "fit-worker"])
+def test_the_background_threads_run_torch_on_half_the_agents_threads(worker):
+    """The rollout scorer and the fit worker each take half the agent's torch threads (at least
+    one) and the agent's own thread keeps them all, so that on 2 cores they do not run 4 threads
+    between them; and half of the agent's count, not of what another background thread left."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with PreferenceStore(":memory:", env="x") as store:
+            reward, querier, feedback, data, fitter = _stages(store, asynchronous=worker)
+            if worker:
+                seen = []
+                fitter.ask(lambda: seen.append(torch.get_num_threads()))
+                feedback(querier(_pool(), 8, strategy="random"))
+                fitter.step(100, start=True, final=False)
+                fitter.close()
+            else:
+                callback = PreferenceCallback(LearnedRewardVecEnv(_Venv()), reward=reward, recorder=ClipRecorder(2, 5),
+                                              querier=querier, feedback=feedback, data=data, fitter=fitter,
+                                              schedule=LabelSchedule(8, 8, 100, 50.0), overlap=5)
+                seen = [callback._executor.submit(torch.get_num_threads).result()]
+                callback._executor.shutdown()
+            assert seen == [2] and torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

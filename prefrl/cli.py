@@ -216,7 +216,20 @@ def _label(args) -> int:
         from .stores import open_store
 
         store = open_store(args.store, create=False)
-    previous = {}
+    # Ctrl-C, a closed terminal or `kill` end the session as Q does: the window finishes its frame,
+    # the pair on screen is released and the answers (each stored as given) are counted. The handlers
+    # go in before the first pair is claimed, and before anything starts SDL (a classic-control
+    # renderer does), which would otherwise put in its own and turn a SIGTERM into a closed window.
+    stopped: list[int] = []
+    app = None
+
+    def stop(signum, frame):
+        stopped.append(signum)
+        if app is not None:
+            app.stop(signum)
+
+    stops = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, stop) for s in stops}
     try:
         session = LabelingSession(store, labeler, store.env, new_pairs=args.new_pairs or (run is not None and run.finished),
                                   rank_size=args.rank_size,
@@ -226,10 +239,8 @@ def _label(args) -> int:
         first_time = not any(c.labeler == labeler for c in store.comparisons()) and not any(
             r.labeler == labeler for r in store.rankings())
         app = LabelingApp(session, clip_fps=frame_rate(store.env), help=first_time)
-        # Ctrl-C, a closed terminal or `kill` end the session as Q does: the window finishes its
-        # frame, the pair on screen is released and the answers (each stored as given) are counted.
-        stops = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-        previous = {s: signal.signal(s, lambda signum, frame: app.stop(signum)) for s in stops}
+        if stopped:  # a signal came before the window existed: it opens to release the pair and ends
+            app.stop(stopped[0])
         app.run()
     finally:
         for s, handler in previous.items():

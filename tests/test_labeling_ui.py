@@ -317,3 +317,32 @@ def test_a_finished_run_offers_new_groups_to_rank(tmp_path):
     assert r.source == "ui" and list(r.ranking) == [0, 1, 2]
     with pytest.raises(ValueError, match="rank_size 5 must be 2 to 4"):
         LabelingSession(store, "bob", "pong", rank_size=5)
+
+
+def test_a_signal_as_the_first_pair_is_claimed_ends_label_as_a_signal_and_releases_the_pair(tmp_path):
+    """SIGTERM the moment `prefrl label` has claimed its first pair, before the window is open: the
+    handlers are in place before anything is claimed (or SDL, started by a renderer, has put in its
+    own), so it ends as a stop by SIGTERM (143, one line), not as a closed window (0) or a kill,
+    and the pair is free again."""
+    import signal
+    import subprocess
+    import sys
+
+    store, queries = _store(tmp_path)
+    store.close()
+    script = (
+        "import os, signal, sys\n"
+        "from prefrl.labeling_ui import session\n"
+        "claimed = session.LabelingSession.__post_init__\n"
+        "def post_init(self):\n"
+        "    claimed(self)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "session.LabelingSession.__post_init__ = post_init\n"
+        "from prefrl.cli import main\n"
+        f"sys.exit(main(['label', {str(tmp_path)!r}, '--labeler', 'tester']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+    assert done.returncode == 128 + signal.SIGTERM, (done.returncode, done.stderr[-2000:])
+    assert done.stderr.strip().splitlines()[-1] == "prefrl label: stopped by SIGTERM; every answer given is kept"
+    with PreferenceStore(tmp_path / "store.sqlite", create=False) as store:
+        assert store.claim("another").id == queries[0]

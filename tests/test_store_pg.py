@@ -542,8 +542,7 @@ def test_prefrl_label_opens_a_server_store_by_its_url_alone(server, pg_url, tmp_
                 break
             time.sleep(0.1)
         assert claimed_by() == OWNER, window.communicate(timeout=10)
-        time.sleep(2.0)  # the window's loop running (the pair is claimed as the session opens, before it)
-        window.send_signal(signal.SIGTERM)
+        window.send_signal(signal.SIGTERM)  # the moment the pair is claimed, before the window's loop runs
         out, err = window.communicate(timeout=60)
     finally:
         if window.poll() is None:

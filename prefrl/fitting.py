@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -65,6 +66,16 @@ class _Share:
             return stats
 
         return run
+
+    def on_every_label(self, trainer: EnsembleTrainer, stats: TrainStats | None) -> TrainStats | None:
+        """The last refit's stats, with validation measured on every held-out label when the refit
+        trained on a share of them (then it was measured on that share only, which says little
+        of the saved ensemble)."""
+        if stats is None or not self.new_only:
+            return stats
+        train, val = self.data.split()
+        val_loss, val_accuracy = trainer.evaluate(val)
+        return replace(stats, val_loss=val_loss, val_accuracy=val_accuracy, n_train=train.n, n_val=val.n)
 
 
 class Fitter:
@@ -155,6 +166,7 @@ class Fitter:
             self._fitting = None
         if self._executor is not None:
             self._executor.shutdown()
+        self.last_stats = self.share.on_every_label(self.trainer, self.last_stats)
 
 
 class AsyncFitter:
@@ -315,3 +327,4 @@ class AsyncFitter:
         self._raise()
         if ready is not None:
             self._adopt(*ready)
+        self.last_stats = self.share.on_every_label(self.trainer, self.last_stats)

@@ -89,6 +89,8 @@ class LabeledData:
         chosen = new.copy()
         if len(old):
             chosen[rng.choice(old, min(len(old), max(int(new.sum()), least)), replace=False)] = True
+        if not (chosen & ~held_out).any():  # nothing to train on: every label, as split() would
+            chosen[:] = True
         return (*self._sides(batch, held_out, chosen), self._sides(batch, held_out, np.ones(len(labels), bool)),
                 frozenset(labels))
 

@@ -326,6 +326,14 @@ class EnsembleTrainer:
         return TrainStats((epoch_loss / n).mean().item(), val_loss, self._accuracy(val, val_returns),
                           self.l2.tolist(), train.n, val.n, accuracy, epoch + 1)
 
+    def evaluate(self, val: Batch) -> tuple[float, float]:
+        """The ensemble's validation loss and accuracy on ``val`` as it is now (as :meth:`train`
+        reports them on its own validation labels)."""
+        if not val.n:
+            return float("nan"), float("nan")
+        returns = self._member_returns(val)
+        return self._per_member(returns, val, slice(None)).mean().item(), self._accuracy(val, returns)
+
     def step(self, batch: Batch, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One gradient step of every member on its own items ``idx`` (M, b) of ``batch`` (its
         Bradley–Terry or Plackett–Luce loss plus the member's L2 term). Returns each member's fit

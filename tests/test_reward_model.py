@@ -39,6 +39,8 @@ def test_ensemble_learns_a_known_reward_and_normalizes_members():
     stats = trainer.train(_known_reward_batch(300), _known_reward_batch(150, seed=1))
     assert stats.val_accuracy > 0.9
     assert stats.n_train == 300 and stats.n_val == 150
+    # evaluating the trained ensemble on the validation labels again gives what training reported
+    assert trainer.evaluate(_known_reward_batch(150, seed=1)) == pytest.approx((stats.val_loss, stats.val_accuracy))
     steps = torch.cat([_known_reward_batch(300).left.reshape(-1, 2)])
     with torch.no_grad():
         members = model.member_rewards(steps)

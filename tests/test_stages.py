@@ -201,6 +201,11 @@ def test_a_fitter_on_new_labels_fits_every_label_first_and_then_the_new_ones(asy
         n, scale_on = seen[-1]
         assert n == 40 and sum(b.n for b in scale_on) == 50  # 20 new, 20 old; the scale on all 50
         assert fitter.share.fitted == frozenset(data.split_new(frozenset(), np.random.default_rng(0))[3])
+        # what the run reports of the saved ensemble is measured on every held-out label, not the share
+        train, val = data.split()
+        stats = fitter.last_stats
+        assert (stats.n_train, stats.n_val) == (train.n, val.n) and stats.n_train + stats.n_val == 50
+        assert stats.val_accuracy == pytest.approx(fitter.trainer.evaluate(val)[1])
 
 
 def test_rankings_reach_the_data_best_first():

@@ -114,7 +114,7 @@ class PreferenceCallback(BaseCallback):
         self.learned_episode_returns: list[float] = []
         self.seconds: dict[str, float] = defaultdict(float)
         self._clock = time.perf_counter()
-        on_cpu = reward.device.type == "cpu"
+        on_cpu = getattr(reward, "device", torch.device("cpu")).type == "cpu"  # any callable may score
         self._executor = (ThreadPoolExecutor(1, thread_name_prefix="prefrl-reward",
                                              initializer=half_the_threads if on_cpu else None,
                                              initargs=(torch.get_num_threads(),) if on_cpu else ())

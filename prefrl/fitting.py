@@ -42,13 +42,14 @@ class _Share:
     to all there are (:meth:`LabeledData.split_new`). A fit that waits (before RL, on resume) always
     takes every label."""
 
-    def __init__(self, data: LabeledData, new_only: bool, seed: int):
+    def __init__(self, data: LabeledData, trainer: EnsembleTrainer, new_only: bool, seed: int):
         self.data = data
+        self.trainer = trainer
         self.new_only = new_only
         self.rng = np.random.default_rng(seed)
         self.fitted: frozenset[Label] = frozenset()
 
-    def job(self, trainer: EnsembleTrainer, every: bool = False, epochs: int | None = None,
+    def job(self, every: bool = False, epochs: int | None = None,
             between_steps: Callable[[], object] | None = None) -> Callable[[], TrainStats]:
         """The refit on the labels held now (read here), as a call to make now or in another thread;
         the labels count as fitted once it has run."""
@@ -57,24 +58,24 @@ class _Share:
             scale_on, held = None, None
         else:
             train, val, scale_on, held = self.data.split_new(frozenset() if every else self.fitted, self.rng,
-                                                             least=trainer.batch_size)
+                                                             least=self.trainer.batch_size)
 
         def run() -> TrainStats:
-            stats = trainer.train(train, val, epochs=epochs, between_steps=between_steps, scale_on=scale_on)
+            stats = self.trainer.train(train, val, epochs=epochs, between_steps=between_steps, scale_on=scale_on)
             if held is not None:
                 self.fitted = held
             return stats
 
         return run
 
-    def on_every_label(self, trainer: EnsembleTrainer, stats: TrainStats | None) -> TrainStats | None:
+    def on_every_label(self, stats: TrainStats | None) -> TrainStats | None:
         """The last refit's stats, with validation measured on every held-out label when the refit
         trained on a share of them (then it was measured on that share only, which says little
         of the saved ensemble)."""
         if stats is None or not self.new_only:
             return stats
         train, val = self.data.split()
-        val_loss, val_accuracy = trainer.evaluate(val)
+        val_loss, val_accuracy = self.trainer.evaluate(val)
         return replace(stats, val_loss=val_loss, val_accuracy=val_accuracy, n_train=train.n, n_val=val.n)
 
 
@@ -106,7 +107,7 @@ class Fitter:
         self.data = data
         self.delay = delay
         self.save = save
-        self.share = _Share(data, new_only, seed)
+        self.share = _Share(data, trainer, new_only, seed)
         self.fitted_labels = 0  # labels held at the start of the last fit
         self.last_stats: TrainStats | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="prefrl-fit") if delay else None
@@ -116,7 +117,7 @@ class Fitter:
     def _job(self, every: bool = False, epochs: int | None = None) -> Callable[[], TrainStats]:
         """The refit on the labels held now (read here), as a call to make now or in another thread."""
         self.fitted_labels = self.data.n
-        return self.share.job(self.trainer, every=every, epochs=epochs)
+        return self.share.job(every=every, epochs=epochs)
 
     def _adopt(self, stats: TrainStats) -> TrainStats:
         if self.trainer.model is not self.live:
@@ -166,7 +167,7 @@ class Fitter:
             self._fitting = None
         if self._executor is not None:
             self._executor.shutdown()
-        self.last_stats = self.share.on_every_label(self.trainer, self.last_stats)
+        self.last_stats = self.share.on_every_label(self.last_stats)
 
 
 class AsyncFitter:
@@ -204,7 +205,7 @@ class AsyncFitter:
         self.data = data
         self.save = save
         self.yield_to_agent = yield_to_agent
-        self.share = _Share(data, new_only, seed)
+        self.share = _Share(data, trainer, new_only, seed)
         self.fitted_labels = 0  # labels held when the last refit was asked for
         self.last_stats: TrainStats | None = None
         self.refits = 0  # refits the worker finished
@@ -258,7 +259,7 @@ class AsyncFitter:
                     self._open.wait()
                     job()
                 self.fitted_labels = self.data.n
-                stats = self.share.job(self.trainer, between_steps=self._open.wait)()
+                stats = self.share.job(between_steps=self._open.wait)()
                 state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
             except BaseException as exc:  # raised again in the agent's thread by step()
                 with self._state:
@@ -278,7 +279,7 @@ class AsyncFitter:
         """Refit on every label now and adopt it, waiting for it (before RL, and on resume; the
         worker is idle then)."""
         self.fitted_labels = self.data.n
-        stats = self.share.job(self.trainer, every=True, epochs=epochs)()
+        stats = self.share.job(every=True, epochs=epochs)()
         return self._adopt(self.trainer.model.state_dict(), stats)
 
     def _adopt(self, state: dict, stats: TrainStats) -> TrainStats:
@@ -327,4 +328,4 @@ class AsyncFitter:
         self._raise()
         if ready is not None:
             self._adopt(*ready)
-        self.last_stats = self.share.on_every_label(self.trainer, self.last_stats)
+        self.last_stats = self.share.on_every_label(self.last_stats)

@@ -197,10 +197,10 @@ class _MemberCNN(nn.Module):
         each batch norm is folded into the convolution before it. (N, C, H, W) or (M, N, C, H, W) in,
         (M, N, features) out."""
         m = self.n_members
+        layers = list(self.convs)  # (convolution, batch norm, dropout, activation) four times
         out = []
         for k in range(m):
             h = (x if x.dim() == 4 else x[k]).contiguous(memory_format=torch.channels_last)
-            layers = list(self.convs)
             for i in range(0, len(layers), 4):
                 conv, norm, drop, act = layers[i:i + 4]
                 part = slice(k * norm.num_features // m, (k + 1) * norm.num_features // m)

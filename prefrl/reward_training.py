@@ -322,17 +322,20 @@ class EnsembleTrainer:
                                 "no model was saved from this fit, and every label is still in the store")
         # The train loss reported is the last epoch's running mean over the members' resamples: a
         # second pass over every training clip would cost the CNN as much as the epoch itself.
-        val_loss = self._per_member(val_returns, val, slice(None)).mean().item() if val.n else float("nan")
-        return TrainStats((epoch_loss / n).mean().item(), val_loss, self._accuracy(val, val_returns),
+        val_loss, val_accuracy = self._val_scores(val, val_returns)
+        return TrainStats((epoch_loss / n).mean().item(), val_loss, val_accuracy,
                           self.l2.tolist(), train.n, val.n, accuracy, epoch + 1)
 
     def evaluate(self, val: Batch) -> tuple[float, float]:
         """The ensemble's validation loss and accuracy on ``val`` as it is now (as :meth:`train`
         reports them on its own validation labels)."""
-        if not val.n:
+        return self._val_scores(val, self._member_returns(val) if val.n else None)
+
+    def _val_scores(self, val: Batch, member_returns: torch.Tensor | None) -> tuple[float, float]:
+        """Validation loss and accuracy from the members' returns (M, B, K) of ``val`` (NaN for none)."""
+        if member_returns is None:
             return float("nan"), float("nan")
-        returns = self._member_returns(val)
-        return self._per_member(returns, val, slice(None)).mean().item(), self._accuracy(val, returns)
+        return self._per_member(member_returns, val, slice(None)).mean().item(), self._accuracy(val, member_returns)
 
     def step(self, batch: Batch, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One gradient step of every member on its own items ``idx`` (M, b) of ``batch`` (its

@@ -15,7 +15,8 @@ is the preset). The overhead on Atari is mostly refitting the reward CNN, so it 
 labels arrive per env step. The pong command asks them at the paper's rate: 500 on random-policy
 clips before RL (not inside ``learn``), then 5,000 over 50M steps at a rate ∝ 5e6/(T + 5e6), of which
 the first 100k steps get 5000·ln(1.02)/ln(11) ≈ 41; and at a higher one. The last column splits the
-loop's time by stage (``loop_seconds`` of the learned run's summary).
+loop's time by stage (``loop_seconds`` of the learned run's summary), and the next the asynchronous
+fitter's worker's (``worker_seconds``: asking, fitting, held, and overlapping PPO's updates).
 
 The runs are cached by code version (``harness.py``): a rerun of the same code prints the figures it
 measured then; give another ``--out`` to measure again.
@@ -42,9 +43,11 @@ def render(results: list[dict], envs: list[str], seeds: list[int], configs: list
                 rows.append([env, name, seed, learned["labels_used"],
                              f"**{ratio:.3f}** ({learned['steps_per_second']:.1f} / {true['steps_per_second']:.1f})",
                              ", ".join(f"{stage} {s:.1f} s" for stage, s in stages),
+                             ", ".join(f"{stage} {s:.1f} s" for stage, s in (learned.get("worker_seconds") or {}).items())
+                             or "—",
                              f"{learned['true_return_mean']:.1f} / {true['true_return_mean']:.1f}"])
     return markdown_table(["env", "configuration", "seed", "labels", "steps/s ratio (learned / true)",
-                           "where the loop's time went", "true return (learned / true)"], rows)
+                           "where the loop's time went", "the worker's time", "true return (learned / true)"], rows)
 
 
 def main() -> None:

@@ -46,6 +46,12 @@ class Clip:
             (:func:`pack_frames`; :func:`unpack_frames` reads either), or None.
         timestep: the training timestep at which the clip ended (0 for random-policy clips).
         clip_id: the store's id once saved, else None.
+        member_returns: (M,) each reward-model member's unnormalized return of the clip, as the
+            ensemble of version ``scored_by`` gave it when the clip was played (the learned reward
+            of a rollout is computed anyway; query selection reads these instead of running the
+            ensemble again while that version is in force), or None. Not stored.
+        scored_by: the ensemble version (:attr:`prefrl.reward_model.RewardEnsemble.version`) of
+            ``member_returns``; -1 for none.
     """
 
     obs: np.ndarray
@@ -54,6 +60,8 @@ class Clip:
     frames: np.ndarray | None = None
     timestep: int = 0
     clip_id: int | None = None
+    member_returns: np.ndarray | None = None
+    scored_by: int = -1
 
     @property
     def length(self) -> int:
@@ -93,9 +101,13 @@ class ClipRecorder:
         dones: np.ndarray,
         timestep: int,
         frames: np.ndarray | None = None,
+        member_rewards: np.ndarray | None = None,
+        scored_by: int = -1,
     ) -> None:
         """Add T steps of all envs: arrays shaped (T, n_envs, ...); ``dones[t, i]`` ends env i's episode
-        after step t."""
+        after step t. ``member_rewards`` (T, n_envs, M): each reward-model member's unnormalized
+        output of each step, from the ensemble of version ``scored_by``; a clip cut wholly from
+        steps of one version keeps their sums as its :attr:`Clip.member_returns`."""
         steps = len(true_rewards)
         if steps == 0:
             return
@@ -105,8 +117,11 @@ class ClipRecorder:
                 ends.append(steps)
             start = 0
             for end in ends:
-                self._pending[i].append((obs[start:end, i], actions[start:end, i], true_rewards[start:end, i],
-                                         None if frames is None else frames[start:end, i]))
+                part = slice(start, end)
+                self._pending[i].append((obs[part, i], actions[part, i], true_rewards[part, i],
+                                         None if frames is None else frames[part, i],
+                                         None if member_rewards is None else member_rewards[part, i],
+                                         np.full(end - start, scored_by if member_rewards is not None else -1)))
                 self._cut(i, timestep)
                 if dones[end - 1, i]:
                     self._pending[i] = []  # the episode ended; a tail shorter than a clip is dropped
@@ -120,13 +135,22 @@ class ClipRecorder:
         obs, acts, rews, frames = (
             np.concatenate([p[k] for p in pending]) if pending[0][k] is not None else None for k in range(4)
         )
+        scored = [p[4] for p in pending if p[4] is not None]
+        members = None if not scored else np.concatenate(  # unscored steps as NaN (their version is -1)
+            [p[4] if p[4] is not None else np.full((len(p[2]), scored[0].shape[1]), np.nan, np.float32)
+             for p in pending])
+        versions = np.concatenate([p[5] for p in pending])  # the ensemble version that scored each step
         n = total // self.clip_length
         L = self.clip_length
         for c in range(n):
             sl = slice(c * L, (c + 1) * L)
+            # Member returns of one ensemble only: a clip across a refit, or unscored steps, keeps none.
+            version = int(versions[sl][0]) if members is not None and (versions[sl] == versions[sl][0]).all() else -1
             self.clips.append(
                 Clip(obs[sl].copy(), acts[sl].copy(), rews[sl].astype(np.float32),
-                     None if frames is None else frames[sl].copy(), timestep)
+                     None if frames is None else frames[sl].copy(), timestep,
+                     member_returns=members[sl].sum(0) if version >= 0 else None, scored_by=version)
             )
         rest = slice(n * L, total)
-        self._pending[i] = [(obs[rest], acts[rest], rews[rest], None if frames is None else frames[rest])]
+        self._pending[i] = [(obs[rest], acts[rest], rews[rest], None if frames is None else frames[rest],
+                             None if members is None else members[rest], versions[rest])]

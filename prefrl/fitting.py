@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -110,6 +112,7 @@ class Fitter:
         self.share = _Share(data, trainer, new_only, seed)
         self.fitted_labels = 0  # labels held at the start of the last fit
         self.last_stats: TrainStats | None = None
+        self.seconds: dict[str, float] = {}  # no worker of its own to time: the callback's ``fit`` stage is its time
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="prefrl-fit") if delay else None
         self._fitting: Future | None = None  # the refit under way in the background
         self._adopt_at = 0  # the env step from which the refit under way is adopted
@@ -122,6 +125,7 @@ class Fitter:
     def _adopt(self, stats: TrainStats) -> TrainStats:
         if self.trainer.model is not self.live:
             self.live.load_state_dict(self.trainer.model.state_dict())
+        self.live.version += 1
         self.last_stats = stats
         if self.save is not None:
             self.save(self.live)
@@ -218,18 +222,37 @@ class AsyncFitter:
         self._stopping = False
         self._open = threading.Event()  # clear while the agent's update runs: the worker waits between steps
         self._open.set()
+        self._paused_at: float | None = None  # when the agent's update began (perf_counter), while it runs
+        self._last_step_at = 0.0  # when the worker last started a step of work (perf_counter)
+        # The worker's wall seconds: ``ask`` picking and answering queries, ``fit`` refitting (the
+        # waits included), ``held`` waiting while the agent updated, ``overlap`` computing while it
+        # updated (a step under way when the update began runs on: that competes with the agent).
+        self.seconds: dict[str, float] = defaultdict(float)
         self._agent_threads = torch.get_num_threads()
         self._worker = threading.Thread(target=self._work, name="prefrl-fit", daemon=True)
         self._worker.start()
 
     def pause(self) -> None:
         """The agent's update starts: with ``yield_to_agent`` the worker waits at its next gradient step."""
+        self._paused_at = time.perf_counter()
         if self.yield_to_agent:
             self._open.clear()
 
     def resume(self) -> None:
         """The agent collects a rollout again (its envs leave a core idle): the worker goes on."""
+        self._paused_at = None
         self._open.set()
+
+    def _between_steps(self) -> None:
+        """Before each gradient step (and each pass over whole clip sets): count how long the worker
+        has computed into the agent's update, then wait while it runs (with ``yield_to_agent``)."""
+        paused_at, now = self._paused_at, time.perf_counter()
+        if paused_at is not None:
+            self.seconds["overlap"] += now - max(paused_at, self._last_step_at)
+        if not self._open.is_set():
+            self._open.wait()
+            self.seconds["held"] += time.perf_counter() - now
+        self._last_step_at = time.perf_counter()
 
     def ask(self, job: Callable[[], object]) -> None:
         """Hand over picking and answering queries (``job``) to the worker: it runs before the refit
@@ -254,12 +277,17 @@ class AsyncFitter:
                 if self._stopping and self._asked == self._done:
                     return
                 asked, asks, self._asks = self._asked, self._asks, []
+            self._last_step_at = time.perf_counter()
             try:
                 for job in asks:
-                    self._open.wait()
+                    self._between_steps()
+                    began = time.perf_counter()
                     job()
+                    self.seconds["ask"] += time.perf_counter() - began
                 self.fitted_labels = self.data.n
-                stats = self.share.job(between_steps=self._open.wait)()
+                began = time.perf_counter()
+                stats = self.share.job(between_steps=self._between_steps)()
+                self.seconds["fit"] += time.perf_counter() - began
                 state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
             except BaseException as exc:  # raised again in the agent's thread by step()
                 with self._state:
@@ -284,6 +312,7 @@ class AsyncFitter:
 
     def _adopt(self, state: dict, stats: TrainStats) -> TrainStats:
         self.live.load_state_dict(state)
+        self.live.version += 1
         self.last_stats = stats
         if self.save is not None:
             self.save(self.live)

@@ -126,7 +126,7 @@ class PreferenceCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.overlap and self.venv.n_recorded - self._submitted >= self.overlap:
             obs, actions = self.venv.recorded(self._submitted, self._submitted + self.overlap)
-            self._scored.append(self._executor.submit(self.reward, obs, actions))
+            self._scored.append(self._executor.submit(self.reward.scored, obs, actions))
             self._submitted += self.overlap
         return True
 
@@ -135,15 +135,13 @@ class PreferenceCallback(BaseCallback):
         self.seconds[stage] += now - self._clock
         self._clock = now
 
-    def _score(self, record: StepRecord, scored: list[np.ndarray]) -> np.ndarray:
-        """The learned reward of the rollout's steps (T, n_envs): what the background thread scored,
-        and the rest now."""
-        if not scored:
-            return self.reward(record.obs, record.actions)
-        t = sum(len(d) for d in scored)
+    def _score(self, record: StepRecord, scored: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """The learned reward of the rollout's steps (T, n_envs) and each member's unnormalized
+        output of them (T, n_envs, M): what the background thread scored, and the rest now."""
+        t = sum(len(learned) for learned, _ in scored)
         if t < len(record.obs):
-            scored.append(self.reward(record.obs[t:], record.actions[t:]))
-        return np.concatenate(scored)
+            scored.append(self.reward.scored(record.obs[t:], record.actions[t:]))
+        return np.concatenate([learned for learned, _ in scored]), np.concatenate([members for _, members in scored])
 
     def _ask(self, due: int, final: bool) -> int:
         """Ask what the feedback takes of the labels due; the answers that come go into the data.
@@ -152,12 +150,13 @@ class PreferenceCallback(BaseCallback):
         if n and self.probe is not None:
             self.recorder.clips.extend(self.probe(self.model, self.num_timesteps))
             self._lap("probe")
+        version = self.reward.version  # the ensemble that scored the clips of the rollouts since its refit
         if n and self.ask_in_worker:
             pool = list(self.recorder.clips)
-            self.fitter.ask(lambda: self.feedback(self.querier(pool, n)))
+            self.fitter.ask(lambda: self.feedback(self.querier(pool, n, scored_by=version)))
             asked = n
         else:
-            queries = self.querier(self.recorder.clips, n) if n else []
+            queries = self.querier(self.recorder.clips, n, scored_by=version) if n else []
             self.feedback(queries)
             asked = len(queries)
         self.asked += asked
@@ -208,13 +207,16 @@ class PreferenceCallback(BaseCallback):
         self._scored, self._submitted = [], 0
         if record is None:
             return
-        self.recorder.add_steps(record.obs, record.actions, record.true_rewards, record.dones, t, record.frames)
-        self._lap("collect")
         if self.replay is not None:  # written rollout by rollout with the ensemble as it was
             learned, self._written, self._written_steps = np.concatenate(self._written), [], 0
+            members = None
         else:
-            learned = self._score(record, scored)  # with the ensemble as it is; rescored after a refit
+            learned, members = self._score(record, scored)  # with the ensemble as it is; rescored after a refit
         self._lap("relabel")
+        # The clips keep each member's return, for picking queries while this ensemble is in force.
+        self.recorder.add_steps(record.obs, record.actions, record.true_rewards, record.dones, t, record.frames,
+                                members, self.reward.version)
+        self._lap("collect")
 
         asked = self._ask(self.schedule.target(t) - self.asked, final)
         start = self.feedback.refit_due(asked, self.data.n - self.fitter.fitted_labels, final)

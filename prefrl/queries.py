@@ -101,6 +101,11 @@ def select_pairs(
     return select_groups(clips, n, 2, strategy, rng, member_returns, oversample)  # type: ignore[return-value]
 
 
+def _kept_returns(clips: Sequence[Clip]) -> torch.Tensor:
+    """The member returns (M, C) the clips kept from when they were played."""
+    return torch.as_tensor(np.stack([clip.member_returns for clip in clips], axis=1))
+
+
 class Query(NamedTuple):
     """One stored query: its id in the store and its clips, in the order shown."""
 
@@ -202,13 +207,26 @@ class Querier:
         self.rng = np.random.default_rng(seed)
         self.source = source
         self.asked = len(store.comparisons()) + len(store.rankings())  # a resumed run counts what it asked
+        self.reused = 0  # candidate clips compared by the member returns they kept, not scored again
 
-    def __call__(self, pool: list[Clip], n: int, strategy: str | None = None) -> list[Query]:
+    def __call__(self, pool: list[Clip], n: int, strategy: str | None = None, scored_by: int | None = None) -> list[Query]:
         """Up to ``n`` new queries on clips of ``pool`` (fewer if there are too few distinct clips);
-        clips not yet stored are stored, and ``pool`` then holds them with their ids."""
+        clips not yet stored are stored, and ``pool`` then holds them with their ids.
+
+        ``scored_by``: the version of the ensemble in force. When at least half the pool's clips
+        were scored by it as they were played (:attr:`Clip.member_returns`), the candidates are
+        those clips, compared by the returns they keep, and the ensemble is not run again; else
+        every clip of the pool is a candidate, scored by ``member_returns``. A pair is never judged
+        by two versions of the ensemble."""
         strategy = strategy or self.strategy
-        groups = select_groups(pool, n, self.kind.size, strategy, self.rng,
-                               self.member_returns if strategy != "random" else None)
+        where, scores = list(range(len(pool))), self.member_returns if strategy != "random" else None
+        if scores is not None and scored_by is not None:
+            fresh = [k for k, clip in enumerate(pool) if clip.scored_by == scored_by and clip.member_returns is not None]
+            if 2 * len(fresh) >= len(pool):
+                where, scores = fresh, _kept_returns
+                self.reused += len(fresh)
+        groups = [tuple(where[k] for k in group) for group in
+                  select_groups([pool[k] for k in where], n, self.kind.size, strategy, self.rng, scores)]
         if not groups:
             return []
         unsaved = sorted({k for group in groups for k in group if pool[k].clip_id is None})

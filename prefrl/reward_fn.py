@@ -80,6 +80,25 @@ class LearnedReward:
         out = torch.cat([self.model(x[i:i + step], self.pessimism) for i in range(0, len(x), step)])
         return out.reshape(lead).cpu().numpy()
 
+    @property
+    def version(self) -> int:
+        """The ensemble's version (:attr:`RewardEnsemble.version`): raised at each refit adopted."""
+        return self.model.version
+
+    @torch.no_grad()
+    def scored(self, obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The learned reward of steps (..., *obs_shape), as a call gives it, and each member's
+        unnormalized output of each step (..., M), from one pass: what the rollout's clips keep for
+        query selection (:attr:`Clip.member_returns`)."""
+        self.model.eval()
+        x = torch.as_tensor(self.features(obs, actions), device=self.device)
+        lead = x.shape[:x.dim() - len(self.model.in_shape)]
+        x = x.reshape(-1, *self.model.in_shape)
+        step = self.batch_size or max(1, len(x))
+        raw = torch.cat([self.model.raw(x[i:i + step]) for i in range(0, len(x), step)], dim=1)
+        reward = self.model.from_raw(raw, self.pessimism)
+        return reward.reshape(lead).cpu().numpy(), raw.T.reshape(*lead, -1).cpu().numpy()
+
     @torch.no_grad()
     def member_returns(self, clips: Sequence[Clip]) -> torch.Tensor:
         """Each member's unnormalized return of each clip (M, C): the scale the members were fitted

@@ -245,6 +245,9 @@ class RewardEnsemble(nn.Module):
         self.register_buffer("feature_std", torch.ones(f))
         self.register_buffer("out_mean", torch.zeros(m))
         self.register_buffer("out_std", torch.ones(m))
+        # Which weights these are: a fitter adds 1 each time it adopts a refit into the live
+        # ensemble, so member outputs kept from an earlier version are known to be stale.
+        self.version = 0
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -265,13 +268,20 @@ class RewardEnsemble(nn.Module):
 
     def member_rewards(self, x: torch.Tensor) -> torch.Tensor:
         """Each member's output normalized to mean 0, std 1: (M, N)."""
-        return (self.raw(x) - self.out_mean[:, None]) / self.out_std[:, None]
+        return self._normalized(self.raw(x))
+
+    def _normalized(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw - self.out_mean[:, None]) / self.out_std[:, None]
 
     def forward(self, x: torch.Tensor, pessimism: float = 0.0) -> torch.Tensor:
         """The learned reward: the members' mean normalized output, less ``pessimism`` times their std
         (a lower confidence bound: PPO is steered away from states the members disagree on),
         scaled to ``reward_std``."""
-        members = self.member_rewards(x)
+        return self.from_raw(self.raw(x), pessimism)
+
+    def from_raw(self, raw: torch.Tensor, pessimism: float = 0.0) -> torch.Tensor:
+        """The learned reward (N,) of unnormalized member outputs (M, N), as :meth:`forward` gives it."""
+        members = self._normalized(raw)
         reward = members.mean(0)
         if pessimism and len(members) > 1:
             reward = reward - pessimism * members.std(0)

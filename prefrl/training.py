@@ -233,7 +233,7 @@ def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float
     if stages is None:
         return {"query": None, "teacher": None, "pessimism": None, "rank_size": None, "labels_used": 0,
                 "queries_asked": 0, "rm_val_accuracy": None, "rm_labels": None, "rm_val_labels": None,
-                "loop_seconds": None,
+                "loop_seconds": None, "worker_seconds": None,
                 "pretrain_seconds": None, "final_fit_seconds": None}
     stats = stages.fitter.last_stats
     return {
@@ -248,6 +248,9 @@ def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float
         "rm_val_labels": stats.n_val if stats else None,  # of them held out, what rm_val_accuracy is measured on
         # Wall seconds of each stage the preference loop adds inside learn (see PreferenceCallback).
         "loop_seconds": {k: round(v, 1) for k, v in callback.seconds.items()},
+        # An asynchronous fitter's worker, beside the agent: asking, refitting, held and overlapping
+        # the agent's updates (see AsyncFitter.seconds); None for a fitter in the agent's thread.
+        "worker_seconds": {k: round(v, 1) for k, v in stages.fitter.seconds.items()} or None,
         "pretrain_seconds": round(pretrain_seconds, 1),
         # Waiting, after learn, for the refit on every label (an asynchronous fitter's last one).
         "final_fit_seconds": round(final_fit_seconds, 1),

@@ -55,3 +55,22 @@ def test_packed_frames_survive_the_recorder_and_unpack_exactly():
     assert len(clips) == 4  # two of 3 steps from each env's 7
     assert np.array_equal(unpack_frames(clips[2].frames), raw[3:6, 0])  # env 0's second clip
     assert np.array_equal(unpack_frames(raw[:2, 0]), raw[:2, 0])  # plain frames pass through
+
+
+def test_clips_keep_the_member_returns_of_one_ensemble_version():
+    rec = ClipRecorder(n_envs=1, clip_length=4)
+    obs, acts, rews = _steps(16, 1)
+    members = np.stack([obs[..., 0], -obs[..., 0]], axis=-1)  # (T, n_envs, M = 2): each step's raw outputs
+    no_done = np.zeros((16, 1), bool)
+    rec.add_steps(obs[:6], acts[:6], rews[:6], no_done[:6], 6, member_rewards=members[:6], scored_by=3)
+    rec.add_steps(obs[6:10], acts[6:10], rews[6:10], no_done[6:10], 10, member_rewards=members[6:10], scored_by=4)
+    rec.add_steps(obs[10:12], acts[10:12], rews[10:12], no_done[10:12], 12)  # not scored (an off-policy round)
+    rec.add_steps(obs[12:], acts[12:], rews[12:], no_done[12:], 16, member_rewards=members[12:], scored_by=4)
+    first, across, unscored, last = rec.clips
+    assert first.scored_by == 3 and first.member_returns.tolist() == [0 + 1 + 2 + 3, -6]
+    assert across.scored_by == -1 and across.member_returns is None  # steps 4-5 by version 3, 6-7 by 4
+    assert unscored.scored_by == -1 and unscored.member_returns is None  # steps 10-11 unscored
+    assert last.scored_by == 4 and last.member_returns.tolist() == [12 + 13 + 14 + 15, -54]  # scored again after
+    plain = ClipRecorder(n_envs=1, clip_length=4)
+    plain.add_steps(obs, acts, rews, no_done, 16)
+    assert all(c.member_returns is None and c.scored_by == -1 for c in plain.clips)

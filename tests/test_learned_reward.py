@@ -126,9 +126,15 @@ def test_background_scoring_gives_the_rollout_the_same_rewards():
 
     threads = set()
 
-    def reward(obs, actions):  # the learned reward the callback scores with
-        threads.add(threading.current_thread().name)
-        return obs[..., 0] + actions.astype(np.float32)
+    class Reward:  # the learned reward the callback scores with, and two members' outputs
+        version = 0
+
+        def scored(self, obs, actions):
+            threads.add(threading.current_thread().name)
+            learned = obs[..., 0] + actions.astype(np.float32)
+            return learned, np.stack([learned, -learned], axis=-1)
+
+    reward = Reward()
 
     class Fitter:
         def close(self):
@@ -143,8 +149,9 @@ def test_background_scoring_gives_the_rollout_the_same_rewards():
         callback._on_step()
     record = env.drain()
     scored = [f.result() for f in callback._scored]
-    assert [len(s) for s in scored] == [8, 8, 8, 8]  # 37 steps: four chunks in the background, 5 left
-    learned = callback._score(record, scored)
+    assert [len(learned) for learned, _ in scored] == [8, 8, 8, 8]  # 37 steps: four chunks in the background, 5 left
+    learned, members = callback._score(record, scored)
     np.testing.assert_array_equal(learned, record.obs[..., 0] + record.actions.astype(np.float32))
+    np.testing.assert_array_equal(members, np.stack([learned, -learned], axis=-1))  # (T, n_envs, M), in order
     assert any(name.startswith("prefrl-reward") for name in threads)
     callback._on_training_end()

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -61,3 +63,40 @@ def test_optimistic_picks_pairs_with_the_highest_upper_bound():
 
     pairs = select_pairs(clips, 12, "optimistic", np.random.default_rng(0), member_returns, oversample=4)
     assert all(2 in p or 9 in p for p in pairs)
+
+
+def test_the_querier_compares_kept_member_returns_while_their_ensemble_is_in_force():
+    from prefrl.queries import Pairs, Querier
+    from prefrl.store import PreferenceStore
+
+    calls = []
+
+    def member_returns(cs):  # the ensemble run again; members agree except on clip 0
+        calls.append(len(cs))
+        r = torch.tensor([float(c.obs[0, 0]) for c in cs]).repeat(3, 1)
+        for k, c in enumerate(cs):
+            if c.obs[0, 0] == 0:
+                r[:, k] = torch.tensor([-20.0, 0.0, 20.0])
+        return r
+
+    def kept(clips, version):  # the same returns, kept from when each clip was played
+        return [dataclasses.replace(c, member_returns=member_returns([c])[:, 0].numpy(), scored_by=version)
+                for c in clips]
+
+    with PreferenceStore(":memory:", env="x") as store:
+        querier = Querier(Pairs(), store, "disagreement", member_returns, seed=0, source="oracle")
+        pool = kept(_clips(10), version=5)
+        calls.clear()
+        queries = querier(pool, 3, scored_by=5)
+        assert calls == [] and querier.reused == 10  # no pass of the ensemble
+        assert all(0 in [int(c.obs[0, 0]) for c in q.clips] for q in queries)  # the same picks as a fresh pass
+        # Half the pool from an older ensemble: the clips of this one are the candidates, still no pass.
+        mixed = kept(_clips(10)[:5], version=4) + kept(_clips(10)[5:], version=5)
+        calls.clear()
+        queries = querier(mixed, 2, scored_by=5)
+        assert calls == [] and all(int(c.obs[0, 0]) >= 5 for q in queries for c in q.clips)
+        # Most of the pool stale: every clip is scored again by the ensemble.
+        stale = kept(_clips(10)[:6], version=4) + kept(_clips(10)[6:], version=5)
+        calls.clear()
+        queries = querier(stale, 3, scored_by=5)
+        assert calls and all(0 in [int(c.obs[0, 0]) for c in q.clips] for q in queries)

@@ -216,7 +216,9 @@ def test_indexed_comparisons_train_exactly_like_materialized_ones():
 def test_pessimistic_reward_is_the_member_mean_less_k_stds():
     model = RewardEnsemble(RewardModelConfig(n_features=2, n_members=3, reward_std=0.5))
     members = torch.tensor([[1.0, 0.0], [1.0, -3.0], [1.0, 3.0]])  # agree on step 0, disagree on step 1
-    model.member_rewards = lambda x: members
+    model.raw = lambda x: members * 2.0 + 1.0  # normalized by the output stats to the members above
+    model.out_mean.fill_(1.0)
+    model.out_std.fill_(2.0)
     x = torch.zeros(2, 2)
     torch.testing.assert_close(model(x), torch.tensor([0.5, 0.0]))
     torch.testing.assert_close(model(x, pessimism=1.0), torch.tensor([0.5, -1.5]))  # std of (0, -3, 3) is 3

@@ -272,9 +272,10 @@ def test_the_fitter_adopts_a_background_refit_after_its_delay_and_saves_it():
         assert fitter.step(50, start=True, final=False) is None  # fitting in the background
         assert all((reward.model.state_dict()[k] == v).all() for k, v in before.items())  # the live one waits
         assert not fitter.will_adopt(149, start=False, final=False) and fitter.step(149, False, False) is None
-        assert fitter.will_adopt(150, start=False, final=False)
+        assert fitter.will_adopt(150, start=False, final=False) and reward.version == 0
         stats = fitter.step(150, start=False, final=False)
         assert stats is not None and stats.n_train + stats.n_val == 10 and fitter.fitted_labels == 10
+        assert reward.version == 1  # an adoption makes the member returns kept from version 0 stale
         assert any(not (reward.model.state_dict()[k] == v).all() for k, v in before.items())
         assert len(saved) == 1
         fitter.close()
@@ -318,9 +319,9 @@ def test_the_async_fitter_never_makes_the_agent_wait_and_adopts_the_newest_refit
         assert all((reward.model.state_dict()[k] == v).all() for k, v in before.items())
         release.set()
         _wait_for(lambda: fitter.refits == 1)
-        assert fitter.will_adopt(200, start=False, final=False)
+        assert fitter.will_adopt(200, start=False, final=False) and reward.version == 0
         stats = fitter.step(200, start=False, final=False)
-        assert stats is not None and stats.n_train + stats.n_val == 10
+        assert stats is not None and stats.n_train + stats.n_val == 10 and reward.version == 1
         assert any(not (reward.model.state_dict()[k] == v).all() for k, v in before.items())
         assert fitter.step(300, start=False, final=False) is None  # each refit is adopted once
         feedback(querier(_pool(seed=1), 6, strategy="random"))  # more labels on the last rollout
@@ -386,6 +387,34 @@ def test_the_async_fitter_takes_no_gradient_step_while_the_agent_updates_and_run
         fitter.step(100, start=True, final=True)
         fitter.close()  # the agent waits for the last refit, so the gate opens
         assert fitter.last_stats.n_train + fitter.last_stats.n_val == 16
+
+
+@pytest.mark.parametrize("yield_to_agent", [False, True], ids=["runs-on", "yields"])
+def test_the_async_workers_clock_splits_asking_fitting_and_the_time_beside_the_agents_update(yield_to_agent):
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, asynchronous=True, yield_to_agent=yield_to_agent)
+        feedback(querier(_pool(), 10, strategy="random"))
+        real_step = fitter.trainer.step
+
+        def slow_step(*args, **kwargs):  # a gradient step of 20 ms
+            time.sleep(0.02)
+            return real_step(*args, **kwargs)
+
+        fitter.trainer.step = slow_step
+        fitter.ask(lambda: time.sleep(0.1))  # picking and answering: 100 ms
+        fitter.pause()  # the agent's update runs the whole time the worker does
+        fitter.step(0, start=True, final=False)
+        if yield_to_agent:
+            time.sleep(0.3)
+            fitter.resume()
+        _wait_for(lambda: fitter.refits == 1)
+        seconds = dict(fitter.seconds)
+        fitter.close()
+    assert seconds["ask"] >= 0.1 and seconds["fit"] >= 0.02 * fitter.last_stats.epochs
+    if yield_to_agent:  # held until the update ended, then nothing ran beside it
+        assert seconds["held"] >= 0.25 and seconds.get("overlap", 0.0) < 0.01
+    else:  # every step of it ran beside the update
+        assert seconds["overlap"] >= 0.1 + 0.02 * fitter.last_stats.epochs and "held" not in seconds
 
 
 def test_queries_handed_to_the_async_worker_are_picked_and_answered_there(tmp_path):
@@ -466,7 +495,7 @@ def test_the_callback_calls_the_stages_in_order_over_rollouts_without_ppo(asynch
         fitter.fit()
         callback.on_training_start({}, {})  # as SB3's learn does
         venv.reset()
-        labels, refits, checked = [], [], []
+        labels, refits, checked, fresh = [], [], [], []
         while agent.num_timesteps < total:
             agent.rollout_buffer.reset()
             for _ in range(n_steps):  # what SB3's collect_rollouts does each step
@@ -484,6 +513,12 @@ def test_the_callback_calls_the_stages_in_order_over_rollouts_without_ppo(asynch
             checked.append("pair_accuracy_after" in callback.rollout)
             expected = reward(record_obs, record_actions)  # the ensemble after this rollout's refit, if any
             np.testing.assert_allclose(agent.rollout_buffer.rewards, expected, rtol=1e-5, atol=1e-6)
+            # The clips scored by the ensemble in force keep its member returns: what picking reads.
+            kept = [c for c in recorder.clips if c.scored_by == reward.version]
+            if kept:
+                fresh.append(len(kept))
+                np.testing.assert_allclose(np.stack([c.member_returns for c in kept], axis=1),
+                                           reward.member_returns(kept).numpy(), rtol=1e-4, atol=1e-5)
             if asynchronous:  # PPO's update takes a while: here the worker finishes within it
                 _wait_for(lambda: fitter._done >= fitter._asked)
         callback.on_training_end()
@@ -495,6 +530,7 @@ def test_the_callback_calls_the_stages_in_order_over_rollouts_without_ppo(asynch
     if not asynchronous:  # in place, one on the last rollout (an asynchronous one is adopted when it is done)
         assert refits[-1] == 1.0
     assert len(recorder.clips) == total // 5  # every step cut into 5-step clips
+    assert fresh and querier.reused > 0  # queries were picked by kept member returns at least once
 
 
 @pytest.mark.parametrize("worker", [False, True], ids=["rollout-scorer", "fit-worker"])

@@ -9,6 +9,7 @@ import math
 import os
 import pickle
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -314,13 +315,18 @@ class RewardEnsemble(nn.Module):
         self.feature_std.copy_(x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.feature_std))
 
     @torch.no_grad()
-    def set_output_stats(self, x: torch.Tensor) -> None:
+    def set_output_stats(self, x: torch.Tensor, between_chunks: Callable[[], object] | None = None) -> None:
         """Measure each member's output mean and std on inputs x (N, *in_shape), in eval mode (frames
-        for the CNN go through in chunks of 1024)."""
+        for the CNN go through in chunks of 256, ``between_chunks`` called before each)."""
         training = self.training
         self.eval()
-        chunk = 1024 if self.config.arch == "cnn" else max(1, len(x))
-        raw = torch.cat([self.raw(x[i:i + chunk]) for i in range(0, len(x), chunk)], dim=1)
+        chunk = 256 if self.config.arch == "cnn" else max(1, len(x))
+        raw = []
+        for i in range(0, len(x), chunk):
+            if between_chunks is not None:
+                between_chunks()
+            raw.append(self.raw(x[i:i + chunk]))
+        raw = torch.cat(raw, dim=1)
         self.train(training)
         self.out_mean.copy_(raw.mean(1))
         self.out_std.copy_(raw.std(1).clamp_min(1e-6) if raw.shape[1] > 1 else torch.ones_like(self.out_std))

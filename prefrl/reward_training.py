@@ -261,8 +261,9 @@ class EnsembleTrainer:
         steps of all these clips (or of ``scale_on``'s, when training on a share of the labels).
         Returns the round's stats.
 
-        ``between_steps`` is called before each gradient step and each pass over whole clip sets
-        (an asynchronous fitter waits there while the agent's own update runs).
+        ``between_steps`` is called before each gradient step and each chunk of a pass over clips
+        (validation, the output scale): an asynchronous fitter waits there while the agent's own
+        update runs, so that what it computes beside that update is at most one step or chunk.
 
         Input standardization is measured on the first call's clips and then kept, so later rounds
         refine the same function instead of chasing a moving input scale.
@@ -307,7 +308,7 @@ class EnsembleTrainer:
                     "still in the store")
             if between_steps is not None:
                 between_steps()
-            val_returns = self._member_returns(val) if val.n else None
+            val_returns = self._member_returns(val, between_steps) if val.n else None
             if val_returns is not None:
                 self._adapt_l2(epoch_loss / n, self._per_member(val_returns, val, slice(None)))
             if self.target_accuracy is not None or epoch + 1 == max_epochs:
@@ -316,7 +317,7 @@ class EnsembleTrainer:
                     break
         if between_steps is not None:
             between_steps()
-        self.model.set_output_stats(_steps(list(scale_on or (train, val)), self.stats_sample, self.rng))
+        self.model.set_output_stats(_steps(list(scale_on or (train, val)), self.stats_sample, self.rng), between_steps)
         if not (torch.isfinite(self.model.out_mean).all() and torch.isfinite(self.model.out_std).all()):
             raise TrainingError("the reward model's outputs on the labeled clips are not finite (NaN or inf): "
                                 "no model was saved from this fit, and every label is still in the store")
@@ -368,12 +369,17 @@ class EnsembleTrainer:
         return out.reshape(x.shape)
 
     @torch.no_grad()
-    def _member_returns(self, batch: Batch) -> torch.Tensor:
-        """Each member's raw clip returns of the batch's groups, in eval mode: (M, B, K)."""
+    def _member_returns(self, batch: Batch, between_chunks: Callable[[], object] | None = None) -> torch.Tensor:
+        """Each member's raw clip returns of the batch's groups, in eval mode: (M, B, K);
+        ``between_chunks`` is called before each chunk of them."""
         self.model.eval()
-        returns = torch.cat([self._returns(batch.group(s)) for s in self._chunks(batch.n)], dim=1)
+        returns = []
+        for chunk in self._chunks(batch.n):
+            if between_chunks is not None:
+                between_chunks()
+            returns.append(self._returns(batch.group(chunk)))
         self.model.train()
-        return returns
+        return torch.cat(returns, dim=1)
 
     def _accuracy(self, val: Batch, member_returns: torch.Tensor | None) -> float:
         """How often the learned reward (the normalized member mean, from raw member returns

@@ -327,3 +327,17 @@ def test_shift_augmentation_moves_each_clip_as_a_whole_and_only_in_gradient_step
     trainer.step(batch, torch.arange(4).expand(3, -1))  # a gradient step: shifted
     assert seen[-1].shape == batch.group(torch.arange(4).expand(3, -1)).shape
     assert not torch.equal(seen[-1], batch.group(torch.arange(4).expand(3, -1)))
+
+
+def test_training_offers_to_wait_before_each_step_and_each_chunk_of_its_clip_passes():
+    """An asynchronous fitter waits at these calls while the agent updates: none of the CNN's passes
+    (gradient steps, validation, the output scale) may run long between two of them."""
+    batch = _frame_batch(48)
+    torch.manual_seed(0)
+    model = RewardEnsemble(RewardModelConfig(n_features=2 * 44 * 44, use_action=False, arch="cnn", obs_shape=(2, 44, 44)))
+    trainer = EnsembleTrainer(model, epochs=2, batch_size=8, seed=0)
+    calls = []
+    trainer.train(batch.subset(torch.arange(32)), batch.subset(torch.arange(32, 48)),
+                  between_steps=lambda: calls.append(1))
+    steps, val_chunks, stats_chunks = 32 // 8, 16 // 8, -(-48 * 2 * 3 // 256)  # 288 steps scaled on, 256 a chunk
+    assert len(calls) == 2 * (steps + 1 + val_chunks) + 1 + stats_chunks

@@ -9,6 +9,7 @@ them in order at the end of each rollout.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -147,10 +148,15 @@ class PreferenceCallback(BaseCallback):
         """Ask what the feedback takes of the labels due; the answers that come go into the data.
         With ``ask_in_worker`` they are handed over to be picked from the clips held now."""
         n = self.feedback.to_ask(due, final)
-        if n and self.probe is not None:
-            self.recorder.clips.extend(self.probe(self.model, self.num_timesteps))
-            self._lap("probe")
         version = self.reward.version  # the ensemble that scored the clips of the rollouts since its refit
+        if n and self.probe is not None:
+            # Scored here by the ensemble in force, as the rollouts' clips were: a pick among kept
+            # member returns would otherwise leave the probe's clips out.
+            probed = self.probe(self.model, self.num_timesteps)
+            returns = self.reward.member_returns(probed).cpu().numpy() if probed else None
+            self.recorder.clips.extend(dataclasses.replace(clip, member_returns=returns[:, k], scored_by=version)
+                                       for k, clip in enumerate(probed))
+            self._lap("probe")
         if n and self.ask_in_worker:
             pool = list(self.recorder.clips)
             self.fitter.ask(lambda: self.feedback(self.querier(pool, n, scored_by=version)))

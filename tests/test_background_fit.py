@@ -94,10 +94,12 @@ def test_the_probes_clips_are_query_candidates_at_every_round(tmp_path, monkeypa
             return clips
         return recorded
 
-    def ask(self, pool, n, strategy=None):
-        if made:  # the online rounds: the last probe's clips are in the pool asked from
-            seen.append(all(any(c is p for p in pool) for c in made[-1]))
-        return real_ask(self, pool, n, strategy)
+    def ask(self, pool, n, strategy=None, scored_by=None):
+        if made:  # the online rounds: the last probe's clips are in the pool asked from, scored by the
+            # ensemble in force as the rollouts' clips are (a pick among kept returns takes them too)
+            seen.append(all(any(c.obs is p.obs and p.scored_by == scored_by and p.member_returns is not None
+                                for p in pool) for c in made[-1]))
+        return real_ask(self, pool, n, strategy, scored_by)
 
     monkeypatch.setattr(build_module, "greedy_probe", probe_factory)
     monkeypatch.setattr(Querier, "__call__", ask)

@@ -244,8 +244,9 @@ class AsyncFitter:
         self._open.set()
 
     def _between_steps(self) -> None:
-        """Before each gradient step (and each pass over whole clip sets): count how long the worker
-        has computed into the agent's update, then wait while it runs (with ``yield_to_agent``)."""
+        """Before each gradient step, each chunk of a pass over clips and each round of queries:
+        count how long the worker has computed into the agent's update, then wait while it runs
+        (with ``yield_to_agent``)."""
         paused_at, now = self._paused_at, time.perf_counter()
         if paused_at is not None:
             self.seconds["overlap"] += now - max(paused_at, self._last_step_at)

@@ -69,16 +69,9 @@ class LearnedReward:
         return step_features(obs, actions, self.observation_space, self.action_space, config.use_action,
                              flatten=config.arch == "mlp")
 
-    @torch.no_grad()
     def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """The learned reward of steps shaped (..., *obs_shape) and (..., *act_shape): (...) float32."""
-        self.model.eval()
-        x = torch.as_tensor(self.features(obs, actions), device=self.device)
-        lead = x.shape[:x.dim() - len(self.model.in_shape)]
-        x = x.reshape(-1, *self.model.in_shape)
-        step = self.batch_size or max(1, len(x))
-        out = torch.cat([self.model(x[i:i + step], self.pessimism) for i in range(0, len(x), step)])
-        return out.reshape(lead).cpu().numpy()
+        return self.scored(obs, actions)[0]
 
     @property
     def version(self) -> int:
@@ -87,9 +80,9 @@ class LearnedReward:
 
     @torch.no_grad()
     def scored(self, obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The learned reward of steps (..., *obs_shape), as a call gives it, and each member's
-        unnormalized output of each step (..., M), from one pass: what the rollout's clips keep for
-        query selection (:attr:`Clip.member_returns`)."""
+        """The learned reward of steps (..., *obs_shape) and (..., *act_shape), (...) float32, and
+        each member's unnormalized output of each step (..., M), from one pass: what the rollout's
+        clips keep for query selection (:attr:`Clip.member_returns`)."""
         self.model.eval()
         x = torch.as_tensor(self.features(obs, actions), device=self.device)
         lead = x.shape[:x.dim() - len(self.model.in_shape)]

@@ -50,7 +50,9 @@ class PreferenceCallback(BaseCallback):
 
     Args:
         venv: the deferred :class:`LearnedRewardVecEnv` the agent steps (it records every step).
-        reward: the learned reward (reads the live ensemble).
+        reward: the learned reward (reads the live ensemble): its ``scored`` pass gives each
+            rollout's learned reward and the members' outputs its clips keep for query selection,
+            and its ``version`` says which refit those came from.
         recorder: cuts recorded steps into candidate clips.
         querier: picks and stores queries.
         feedback: answers them (synthetic or human) and says when to refit.

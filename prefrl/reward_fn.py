@@ -71,26 +71,32 @@ class LearnedReward:
 
     def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """The learned reward of steps shaped (..., *obs_shape) and (..., *act_shape): (...) float32."""
-        return self.scored(obs, actions)[0]
+        reward, _, lead = self._pass(obs, actions)
+        return reward.reshape(lead).cpu().numpy()
 
     @property
     def version(self) -> int:
         """The ensemble's version (:attr:`RewardEnsemble.version`): raised at each refit adopted."""
         return self.model.version
 
-    @torch.no_grad()
     def scored(self, obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The learned reward of steps (..., *obs_shape) and (..., *act_shape), (...) float32, and
-        each member's unnormalized output of each step (..., M), from one pass: what the rollout's
-        clips keep for query selection (:attr:`Clip.member_returns`)."""
+        """The learned reward of steps, as a call gives it, and each member's unnormalized output of
+        each step (..., M), from one pass: what the rollout's clips keep for query selection
+        (:attr:`Clip.member_returns`)."""
+        reward, raw, lead = self._pass(obs, actions)
+        return reward.reshape(lead).cpu().numpy(), raw.T.reshape(*lead, -1).cpu().numpy()
+
+    @torch.no_grad()
+    def _pass(self, obs: np.ndarray, actions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+        """One pass of the ensemble over the steps: the learned reward (N,), the members' raw outputs
+        (M, N) and the steps' leading shape."""
         self.model.eval()
         x = torch.as_tensor(self.features(obs, actions), device=self.device)
         lead = x.shape[:x.dim() - len(self.model.in_shape)]
         x = x.reshape(-1, *self.model.in_shape)
         step = self.batch_size or max(1, len(x))
         raw = torch.cat([self.model.raw(x[i:i + step]) for i in range(0, len(x), step)], dim=1)
-        reward = self.model.from_raw(raw, self.pessimism)
-        return reward.reshape(lead).cpu().numpy(), raw.T.reshape(*lead, -1).cpu().numpy()
+        return self.model.from_raw(raw, self.pessimism), raw, lead
 
     @torch.no_grad()
     def member_returns(self, clips: Sequence[Clip]) -> torch.Tensor:

@@ -390,31 +390,49 @@ def test_the_async_fitter_takes_no_gradient_step_while_the_agent_updates_and_run
 
 
 @pytest.mark.parametrize("yield_to_agent", [False, True], ids=["runs-on", "yields"])
-def test_the_async_workers_clock_splits_asking_fitting_and_the_time_beside_the_agents_update(yield_to_agent):
+def test_the_async_workers_clock_splits_asking_fitting_and_the_time_beside_the_agents_update(yield_to_agent,
+                                                                                             monkeypatch):
+    import threading
+
+    from prefrl import fitting
+
     with PreferenceStore(":memory:", env="x") as store:
         reward, querier, feedback, data, fitter = _stages(store, asynchronous=True, yield_to_agent=yield_to_agent)
         feedback(querier(_pool(), 10, strategy="random"))
-        real_step = fitter.trainer.step
+        clock = [0.0]  # the worker's clock, advanced by the test: no assertion on real time
+        monkeypatch.setattr(fitting.time, "perf_counter", lambda: clock[0])
+        real_step, real_wait, waiting, taken = fitter.trainer.step, fitter._open.wait, threading.Event(), []
 
-        def slow_step(*args, **kwargs):  # a gradient step of 20 ms
-            time.sleep(0.02)
+        def step_of_20_ms(*args, **kwargs):
+            clock[0] += 0.02
+            taken.append(1)
             return real_step(*args, **kwargs)
 
-        fitter.trainer.step = slow_step
-        fitter.ask(lambda: time.sleep(0.1))  # picking and answering: 100 ms
+        def wait(*args):
+            waiting.set()
+            return real_wait(*args)
+
+        def ask():  # picking and answering: 100 ms
+            clock[0] += 0.1
+
+        fitter.trainer.step, fitter._open.wait = step_of_20_ms, wait
+        fitter.ask(ask)
         fitter.pause()  # the agent's update runs the whole time the worker does
         fitter.step(0, start=True, final=False)
         if yield_to_agent:
-            time.sleep(0.3)
+            assert waiting.wait(60)  # the worker is held at its first gate
+            clock[0] += 0.3  # the agent's update takes 300 ms
             fitter.resume()
         _wait_for(lambda: fitter.refits == 1)
         seconds = dict(fitter.seconds)
         fitter.close()
-    assert seconds["ask"] >= 0.1 and seconds["fit"] >= 0.02 * fitter.last_stats.epochs
+    steps = 0.02 * len(taken)  # the gradient steps' time; the passes over clips take none here
+    assert taken
+    assert seconds["ask"] == pytest.approx(0.1) and seconds["fit"] == pytest.approx(steps)
     if yield_to_agent:  # held until the update ended, then nothing ran beside it
-        assert seconds["held"] >= 0.25 and seconds.get("overlap", 0.0) < 0.01
+        assert seconds["held"] == pytest.approx(0.3) and seconds.get("overlap", 0.0) == 0.0
     else:  # every step of it ran beside the update
-        assert seconds["overlap"] >= 0.1 + 0.02 * fitter.last_stats.epochs and "held" not in seconds
+        assert seconds["overlap"] == pytest.approx(0.1 + steps) and "held" not in seconds
 
 
 def test_queries_handed_to_the_async_worker_are_picked_and_answered_there(tmp_path):

@@ -18,6 +18,11 @@ the first 100k steps get 5000·ln(1.02)/ln(11) ≈ 41; and at a higher one. The 
 loop's time by stage (``loop_seconds`` of the learned run's summary), and the next the asynchronous
 fitter's worker's (``worker_seconds``: asking, fitting, held, and overlapping PPO's updates).
 
+With several ``--seeds`` each seed is one more pair, run back to back (every configuration of seed 0
+first, then of seed 1, ...), and a second table gives each configuration over its pairs: one pair's
+ratio can be far off on a shared machine, where identical true-reward runs have differed by a
+quarter.
+
 The runs are cached by code version (``harness.py``): a rerun of the same code prints the figures it
 measured then; give another ``--out`` to measure again.
 """
@@ -25,6 +30,7 @@ measured then; give another ``--out`` to measure again.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from harness import grid, markdown_table, parse_config, parser, run_all
@@ -50,6 +56,26 @@ def render(results: list[dict], envs: list[str], seeds: list[int], configs: list
                            "where the loop's time went", "the worker's time", "true return (learned / true)"], rows)
 
 
+def over_seeds(results: list[dict], envs: list[str], seeds: list[int], configs: list[str]) -> str:
+    """A row per env and configuration over its seeds, each seed a pair run back to back: the
+    pairs' ratios (lowest, median, highest), the ratio of the mean steps/s, and the spread of each
+    kind's steps/s across its runs, which says how far one pair's ratio can be trusted on this
+    machine."""
+    by = {(r["env"], r["seed"], r["label"]): r for r in results}
+    rows = []
+    for env in envs:
+        for name in configs:
+            true = [by[(env, s, f"{name} | true")]["steps_per_second"] for s in seeds]
+            learned = [by[(env, s, f"{name} | learned")]["steps_per_second"] for s in seeds]
+            ratios = [a / b for a, b in zip(learned, true)]
+            rows.append([env, name, len(seeds),
+                         f"{min(ratios):.3f} / **{statistics.median(ratios):.3f}** / {max(ratios):.3f}",
+                         f"**{statistics.mean(learned) / statistics.mean(true):.3f}**",
+                         f"{min(true):.1f}–{max(true):.1f}", f"{min(learned):.1f}–{max(learned):.1f}"])
+    return markdown_table(["env", "configuration", "pairs", "ratio: lowest / median / highest",
+                           "mean learned / mean true", "true steps/s", "learned steps/s"], rows)
+
+
 def main() -> None:
     p = parser(__doc__, out="runs/benchmark", seeds=[0], envs=["cartpole"], workers=None)
     p.add_argument("--steps", type=int, default=None, help="PPO env steps (default: the preset's)")
@@ -63,6 +89,8 @@ def main() -> None:
                 threads=None)  # every core, one run at a time: a speed figure of the machine, not of a share
     results = run_all(runs, args.out, workers=1)
     table = render(results, args.envs, args.seeds, list(configs))
+    if len(args.seeds) > 1:
+        table += "\n\n" + over_seeds(results, args.envs, args.seeds, list(configs))
     (Path(args.out) / "benchmark.json").write_text(json.dumps(results, indent=2))
     (Path(args.out) / "benchmark.md").write_text(table)
     print(table)

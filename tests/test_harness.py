@@ -413,3 +413,17 @@ def test_a_training_run_goes_through_ray(ray_instance, tmp_path):
     assert not result["cached"] and result["labels_used"] == 6 and "true_return_mean" in result
     assert (run.directory(tmp_path.resolve(), harness.code_version()) / "summary.json").exists()
     assert harness.run_all([run], tmp_path, ray="local")[0]["cached"]
+
+
+def test_the_overhead_benchmark_sums_up_a_configuration_over_its_pairs():
+    import benchmark_overhead
+
+    speeds = {0: (100.0, 90.0), 1: (200.0, 210.0), 2: (150.0, 120.0)}  # seed -> (true, learned)
+    results = [{"env": "pong", "seed": s, "label": f"c | {kind}", "steps_per_second": speed}
+               for s, pair in speeds.items() for kind, speed in zip(("true", "learned"), pair)]
+    table = benchmark_overhead.over_seeds(results, ["pong"], [0, 1, 2], ["c"])
+    row = table.splitlines()[-1]
+    # the pairs' ratios are 0.9, 1.05 and 0.8; the means 140 / 150
+    assert "0.800 / **0.900** / 1.050" in row
+    assert "**0.933**" in row
+    assert "100.0–200.0" in row and "90.0–210.0" in row

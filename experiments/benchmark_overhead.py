@@ -16,7 +16,9 @@ labels arrive per env step. The pong command asks them at the paper's rate: 500 
 clips before RL (not inside ``learn``), then 5,000 over 50M steps at a rate ∝ 5e6/(T + 5e6), of which
 the first 100k steps get 5000·ln(1.02)/ln(11) ≈ 41; and at a higher one. The last column splits the
 loop's time by stage (``loop_seconds`` of the learned run's summary), and the next the asynchronous
-fitter's worker's (``worker_seconds``: asking, fitting, held, and overlapping PPO's updates).
+fitter's worker's (``worker_seconds``: asking, fitting, held, and overlapping PPO's updates), then
+how the queries were picked (``picks``: rounds that compared the clips' kept member returns, rounds
+that scored every candidate again, and the clips those scored).
 
 With several ``--seeds`` each seed is one more pair, run back to back (every configuration of seed 0
 first, then of seed 1, ...), and a second table gives each configuration over its pairs: one pair's
@@ -51,9 +53,15 @@ def render(results: list[dict], envs: list[str], seeds: list[int], configs: list
                              ", ".join(f"{stage} {s:.1f} s" for stage, s in stages),
                              ", ".join(f"{stage} {s:.1f} s" for stage, s in (learned.get("worker_seconds") or {}).items())
                              or "—",
+                             _picks(learned.get("picks")),
                              f"{learned['true_return_mean']:.1f} / {true['true_return_mean']:.1f}"])
     return markdown_table(["env", "configuration", "seed", "labels", "steps/s ratio (learned / true)",
-                           "where the loop's time went", "the worker's time", "true return (learned / true)"], rows)
+                           "where the loop's time went", "the worker's time", "picks: kept returns / scored again (clips)",
+                           "true return (learned / true)"], rows)
+
+
+def _picks(picks: dict | None) -> str:
+    return "—" if not picks else f"{picks['kept_returns']} / {picks['scored_again']} ({picks['clips_scored_again']:,})"
 
 
 def over_seeds(results: list[dict], envs: list[str], seeds: list[int], configs: list[str]) -> str:

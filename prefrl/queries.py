@@ -208,6 +208,9 @@ class Querier:
         self.source = source
         self.asked = len(store.comparisons()) + len(store.rankings())  # a resumed run counts what it asked
         self.reused = 0  # candidate clips compared by the member returns they kept, not scored again
+        # Picks by the ensemble's outputs (not random ones): those made from kept returns, those
+        # that scored every candidate again, and the clips so scored.
+        self.picks = {"kept_returns": 0, "scored_again": 0, "clips_scored_again": 0}
 
     def __call__(self, pool: list[Clip], n: int, strategy: str | None = None, scored_by: int | None = None) -> list[Query]:
         """Up to ``n`` new queries on clips of ``pool`` (fewer if there are too few distinct clips);
@@ -225,6 +228,11 @@ class Querier:
             if 2 * len(fresh) >= len(pool):
                 where, scores = fresh, _kept_returns
                 self.reused += len(fresh)
+        if scores is _kept_returns:
+            self.picks["kept_returns"] += 1
+        elif scores is not None and pool:
+            self.picks["scored_again"] += 1
+            self.picks["clips_scored_again"] += len(pool)
         groups = [tuple(where[k] for k in group) for group in
                   select_groups([pool[k] for k in where], n, self.kind.size, strategy, self.rng, scores)]
         if not groups:

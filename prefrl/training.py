@@ -233,7 +233,7 @@ def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float
     if stages is None:
         return {"query": None, "teacher": None, "pessimism": None, "rank_size": None, "labels_used": 0,
                 "queries_asked": 0, "rm_val_accuracy": None, "rm_labels": None, "rm_val_labels": None,
-                "loop_seconds": None, "worker_seconds": None,
+                "loop_seconds": None, "worker_seconds": None, "picks": None,
                 "pretrain_seconds": None, "final_fit_seconds": None}
     stats = stages.fitter.last_stats
     return {
@@ -251,6 +251,9 @@ def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float
         # An asynchronous fitter's worker, beside the agent: asking, refitting, held and overlapping
         # the agent's updates (see AsyncFitter.seconds); None for a fitter in the agent's thread.
         "worker_seconds": {k: round(v, 1) for k, v in stages.fitter.seconds.items()} or None,
+        # Picks by the ensemble's outputs over the run: from the clips' kept member returns, or with
+        # every candidate scored again (and how many clips that scored); see Querier.
+        "picks": dict(stages.querier.picks),
         "pretrain_seconds": round(pretrain_seconds, 1),
         # Waiting, after learn, for the refit on every label (an asynchronous fitter's last one).
         "final_fit_seconds": round(final_fit_seconds, 1),

@@ -30,6 +30,9 @@ def test_train_cartpole_end_to_end(tmp_path, capsys):
                 "eval_episodes", "wall_seconds", "steps_per_second"):
         assert key in summary
     assert summary["reward"] == "learned" and summary["labels_used"] == 12 and summary["timesteps"] >= 2048
+    picks = summary["picks"]  # the labels during RL were picked by disagreement, from kept returns or not
+    assert set(picks) == {"kept_returns", "scored_again", "clips_scored_again"}
+    assert picks["kept_returns"] + picks["scored_again"] >= 1
     with PreferenceStore(run / "store.sqlite") as store:
         assert store.num_labels() == 12
         assert {c.source for c in store.comparisons()} == {"oracle"}
@@ -48,7 +51,7 @@ def test_train_true_reward_baseline(tmp_path):
     assert main(["train", "pendulum", "--reward", "true", "--steps", "4096", "--run-dir", str(run),
                  "--no-progress"]) == 0
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["reward"] == "true" and summary["labels_used"] == 0
+    assert summary["reward"] == "true" and summary["labels_used"] == 0 and summary["picks"] is None
     assert not (run / "store.sqlite").exists()
 
 

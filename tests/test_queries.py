@@ -100,3 +100,6 @@ def test_the_querier_compares_kept_member_returns_while_their_ensemble_is_in_for
         calls.clear()
         queries = querier(stale, 3, scored_by=5)
         assert calls and all(0 in [int(c.obs[0, 0]) for c in q.clips] for q in queries)
+        # The run's summary counts the picks of each kind; a random pick is of neither.
+        querier(stale, 1, strategy="random")
+        assert querier.picks == {"kept_returns": 2, "scored_again": 1, "clips_scored_again": 10}

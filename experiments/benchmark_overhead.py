@@ -18,7 +18,11 @@ the first 100k steps get 5000·ln(1.02)/ln(11) ≈ 41; and at a higher one. The 
 loop's time by stage (``loop_seconds`` of the learned run's summary), and the next the asynchronous
 fitter's worker's (``worker_seconds``: asking, fitting, held, and overlapping PPO's updates), then
 how the queries were picked (``picks``: rounds that compared the clips' kept member returns, rounds
-that scored every candidate again, and the clips those scored).
+that scored every candidate again, and the clips those scored), then the CPU seconds each run's
+process used inside ``learn`` (``cpu_seconds``), true-reward's over learned-reward's, and of the
+learned run's those of the reward's background scorer and of the worker. Where true-reward PPO
+keeps every core busy, the CPU the preference loop adds is the steps/s it costs, and that ratio
+barely moves with the machine's other load, which the steps/s ratio does.
 
 With several ``--seeds`` each seed is one more pair, run back to back (every configuration of seed 0
 first, then of seed 1, ...), and a second table gives each configuration over its pairs: one pair's
@@ -53,11 +57,22 @@ def render(results: list[dict], envs: list[str], seeds: list[int], configs: list
                              ", ".join(f"{stage} {s:.1f} s" for stage, s in stages),
                              ", ".join(f"{stage} {s:.1f} s" for stage, s in (learned.get("worker_seconds") or {}).items())
                              or "—",
-                             _picks(learned.get("picks")),
+                             _picks(learned.get("picks")), _cpu(learned, true),
                              f"{learned['true_return_mean']:.1f} / {true['true_return_mean']:.1f}"])
     return markdown_table(["env", "configuration", "seed", "labels", "steps/s ratio (learned / true)",
                            "where the loop's time went", "the worker's time", "picks: kept returns / scored again (clips)",
-                           "true return (learned / true)"], rows)
+                           "CPU s in learn, learned / true (ratio; scorer, worker)", "true return (learned / true)"], rows)
+
+
+def _cpu(learned: dict, true: dict) -> str:
+    """The process's CPU seconds inside learn of both runs, true over learned (the share of the
+    machine's work that is PPO's own), and of the learned run's the background scorer's and the
+    worker's."""
+    a, b = learned.get("cpu_seconds") or {}, true.get("cpu_seconds") or {}
+    if "learn" not in a or "learn" not in b:
+        return "—"
+    parts = ", ".join(f"{k} {a[k]:.0f}" for k in ("scorer", "worker") if k in a)
+    return f"{a['learn']:.0f} / {b['learn']:.0f} (**{b['learn'] / a['learn']:.3f}**{'; ' + parts if parts else ''})"
 
 
 def _picks(picks: dict | None) -> str:
@@ -76,12 +91,17 @@ def over_seeds(results: list[dict], envs: list[str], seeds: list[int], configs: 
             true = [by[(env, s, f"{name} | true")]["steps_per_second"] for s in seeds]
             learned = [by[(env, s, f"{name} | learned")]["steps_per_second"] for s in seeds]
             ratios = [a / b for a, b in zip(learned, true)]
+            cpu = [by[(env, s, f"{name} | true")].get("cpu_seconds", {}).get("learn", 0)
+                   / by[(env, s, f"{name} | learned")]["cpu_seconds"]["learn"]
+                   for s in seeds if (by[(env, s, f"{name} | learned")].get("cpu_seconds") or {}).get("learn")]
             rows.append([env, name, len(seeds),
                          f"{min(ratios):.3f} / **{statistics.median(ratios):.3f}** / {max(ratios):.3f}",
                          f"**{statistics.mean(learned) / statistics.mean(true):.3f}**",
-                         f"{min(true):.1f}–{max(true):.1f}", f"{min(learned):.1f}–{max(learned):.1f}"])
+                         f"{min(true):.1f}–{max(true):.1f}", f"{min(learned):.1f}–{max(learned):.1f}",
+                         f"{min(cpu):.3f} / **{statistics.median(cpu):.3f}** / {max(cpu):.3f}" if cpu else "—"])
     return markdown_table(["env", "configuration", "pairs", "ratio: lowest / median / highest",
-                           "mean learned / mean true", "true steps/s", "learned steps/s"], rows)
+                           "mean learned / mean true", "true steps/s", "learned steps/s",
+                           "CPU in learn, true / learned: lowest / median / highest"], rows)
 
 
 def main() -> None:

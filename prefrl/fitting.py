@@ -228,9 +228,17 @@ class AsyncFitter:
         # waits included), ``held`` waiting while the agent updated, ``overlap`` computing while it
         # updated (a step under way when the update began runs on: that competes with the agent).
         self.seconds: dict[str, float] = defaultdict(float)
+        self._cpu = 0.0  # the worker thread's CPU seconds (time.thread_time) at its last gate or job's end
         self._agent_threads = torch.get_num_threads()
         self._worker = threading.Thread(target=self._work, name="prefrl-fit", daemon=True)
         self._worker.start()
+
+    def cpu_seconds(self) -> float:
+        """The CPU seconds the worker's thread has used, as of its last gate (before each gradient
+        step or chunk) or the end of its last job: read by the worker itself, in its own thread.
+        torch's operations are in it when they run on one intra-op thread, as the worker's do on
+        2 cores; with more, the helper threads' share is not."""
+        return self._cpu
 
     def pause(self) -> None:
         """The agent's update starts: with ``yield_to_agent`` the worker waits at its next gradient step."""
@@ -247,6 +255,7 @@ class AsyncFitter:
         """Before each gradient step, each chunk of a pass over clips and each round of queries:
         count how long the worker has computed into the agent's update, then wait while it runs
         (with ``yield_to_agent``)."""
+        self._cpu = time.thread_time()
         paused_at, now = self._paused_at, time.perf_counter()
         if paused_at is not None:
             self.seconds["overlap"] += now - max(paused_at, self._last_step_at)
@@ -290,6 +299,7 @@ class AsyncFitter:
                 stats = self.share.job(between_steps=self._between_steps)()
                 self.seconds["fit"] += time.perf_counter() - began
                 state = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+                self._cpu = time.thread_time()
             except BaseException as exc:  # raised again in the agent's thread by step()
                 with self._state:
                     self._error, self._done = exc, self._asked

@@ -123,15 +123,27 @@ class PreferenceCallback(BaseCallback):
                                              initargs=(torch.get_num_threads(),) if on_cpu else ())
                           if overlap else None)
         self._scored: list[Future] = []  # background scores of this rollout's steps, in order
+        # CPU seconds of the background scorer's thread (torch runs there on one thread on 2 cores;
+        # with more, its helper threads' share is not counted).
+        self.scorer_cpu = 0.0
         self._submitted = 0  # steps of this rollout handed to the background thread
         self.rollout: dict[str, float] = {}
 
     def _on_step(self) -> bool:
         if self.overlap and self.venv.n_recorded - self._submitted >= self.overlap:
             obs, actions = self.venv.recorded(self._submitted, self._submitted + self.overlap)
-            self._scored.append(self._executor.submit(self.reward.scored, obs, actions))
+            self._scored.append(self._executor.submit(self._scored_in_background, obs, actions))
             self._submitted += self.overlap
         return True
+
+    def _scored_in_background(self, obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`LearnedReward.scored` in the background thread, counting that thread's CPU seconds
+        (``scorer_cpu``; one thread writes it)."""
+        began = time.thread_time()
+        try:
+            return self.reward.scored(obs, actions)
+        finally:
+            self.scorer_cpu += time.thread_time() - began
 
     def _lap(self, stage: str) -> None:
         now = time.perf_counter()

@@ -121,10 +121,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if checkpoint is not None:
             set_parameters(agent, checkpoint, device)
             agent.num_timesteps = resumed_from = done_steps
-        learn_start = time.time()
+        learn_start, learn_cpu = time.time(), time.process_time()
+        worker_cpu = _worker_cpu(stages)
         agent.learn(max(0, steps - resumed_from), callback=callbacks, progress_bar=config.progress_bar,
                     tb_log_name=config.algo, reset_num_timesteps=not resume)
         learn_seconds = time.time() - learn_start
+        cpu_seconds = _cpu_seconds(time.process_time() - learn_cpu, stages, callback if learned else None, worker_cpu)
         final_fit_start = time.time()
         if stages is not None:
             stages.fitter.close()  # every label is in the saved ensemble
@@ -161,6 +163,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             "wall_seconds": round(time.time() - start, 1),
             "learn_seconds": round(learn_seconds, 1),
             "steps_per_second": round((agent.num_timesteps - resumed_from) / max(learn_seconds, 1e-9), 1),
+            # CPU seconds inside learn: the whole process's (every thread), and of them the learned
+            # reward's background scorer's and an asynchronous fitter's worker's, where they ran.
+            "cpu_seconds": cpu_seconds,
             "device": device,
             "resumed_from_step": resumed_from if resume else None,
             "stopped_at_max_minutes": config.max_minutes is not None and agent.num_timesteps < steps,
@@ -225,6 +230,23 @@ def as_data(value: Any) -> Any:
     if type(value).__name__ == "LinearSchedule":
         return {"linear_schedule": {"start": value.start, "end": value.end, "end_fraction": value.end_fraction}}
     return repr(value)
+
+
+def _worker_cpu(stages) -> float | None:
+    cpu_seconds = getattr(stages.fitter, "cpu_seconds", None) if stages is not None else None
+    return cpu_seconds() if cpu_seconds is not None else None
+
+
+def _cpu_seconds(learn: float, stages, callback, worker_before: float | None) -> dict[str, float]:
+    """The summary's ``cpu_seconds``: the process's CPU seconds inside learn, and of them the
+    background scorer's (``scorer``) and an asynchronous fitter's worker's (``worker``), where they ran."""
+    out = {"learn": round(learn, 1)}
+    if getattr(callback, "scorer_cpu", 0.0):
+        out["scorer"] = round(callback.scorer_cpu, 1)
+    worker = _worker_cpu(stages)
+    if worker is not None and worker_before is not None:
+        out["worker"] = round(worker - worker_before, 1)
+    return out
 
 
 def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float, final_fit_seconds: float,

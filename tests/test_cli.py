@@ -33,6 +33,7 @@ def test_train_cartpole_end_to_end(tmp_path, capsys):
     picks = summary["picks"]  # the labels during RL were picked by disagreement, from kept returns or not
     assert set(picks) == {"kept_returns", "scored_again", "clips_scored_again"}
     assert picks["kept_returns"] + picks["scored_again"] >= 1
+    assert summary["cpu_seconds"]["learn"] > 0
     with PreferenceStore(run / "store.sqlite") as store:
         assert store.num_labels() == 12
         assert {c.source for c in store.comparisons()} == {"oracle"}

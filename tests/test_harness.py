@@ -419,7 +419,9 @@ def test_the_overhead_benchmark_sums_up_a_configuration_over_its_pairs():
     import benchmark_overhead
 
     speeds = {0: (100.0, 90.0), 1: (200.0, 210.0), 2: (150.0, 120.0)}  # seed -> (true, learned)
-    results = [{"env": "pong", "seed": s, "label": f"c | {kind}", "steps_per_second": speed}
+    cpu = {"true": 1000.0, "learned": 1250.0}  # CPU seconds in learn: the loop adds a quarter, and more
+    results = [{"env": "pong", "seed": s, "label": f"c | {kind}", "steps_per_second": speed,
+                "cpu_seconds": {"learn": cpu[kind] + (250.0 * s if kind == "learned" else 0.0)}}
                for s, pair in speeds.items() for kind, speed in zip(("true", "learned"), pair)]
     table = benchmark_overhead.over_seeds(results, ["pong"], [0, 1, 2], ["c"])
     row = table.splitlines()[-1]
@@ -427,3 +429,4 @@ def test_the_overhead_benchmark_sums_up_a_configuration_over_its_pairs():
     assert "0.800 / **0.900** / 1.050" in row
     assert "**0.933**" in row
     assert "100.0–200.0" in row and "90.0–210.0" in row
+    assert "0.571 / **0.667** / 0.800" in row  # 1000/1250, 1000/1500, 1000/1750

@@ -154,4 +154,5 @@ def test_background_scoring_gives_the_rollout_the_same_rewards():
     np.testing.assert_array_equal(learned, record.obs[..., 0] + record.actions.astype(np.float32))
     np.testing.assert_array_equal(members, np.stack([learned, -learned], axis=-1))  # (T, n_envs, M), in order
     assert any(name.startswith("prefrl-reward") for name in threads)
+    assert callback.scorer_cpu > 0  # the background thread's CPU seconds, for the run's summary
     callback._on_training_end()

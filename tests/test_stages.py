@@ -576,3 +576,15 @@ def test_the_background_threads_run_torch_on_half_the_agents_threads(worker):
             assert seen == [2] and torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_async_workers_cpu_seconds_grow_with_its_refits():
+    with PreferenceStore(":memory:", env="x") as store:
+        reward, querier, feedback, data, fitter = _stages(store, asynchronous=True)
+        feedback(querier(_pool(), 10, strategy="random"))
+        before = fitter.cpu_seconds()
+        fitter.step(0, start=True, final=False)
+        with fitter._state:
+            assert fitter._state.wait_for(lambda: fitter._done >= fitter._asked, timeout=120)
+        assert fitter.refits == 1 and fitter.cpu_seconds() > before  # the refit ran on the worker's clock
+        fitter.close()

@@ -198,8 +198,11 @@ def test_two_labeling_windows_a_burst_writer_and_the_trainer_share_one_store_wit
     make_store(path, 20_000).close()
     result = burst_drill(path, seconds=4, rate=100)
     assert result["errors"] == [] and result["problems"] == []
-    assert result["acknowledged"]["burst"] > 200
-    assert result["acknowledged"]["ui-1"] > 0 and result["acknowledged"]["ui-2"] > 0
+    acked = result["acknowledged"]
+    assert acked["ui-1"] > 0 and acked["ui-2"] > 0
+    # The burst writer, paced at 20x the windows' rate, is not held to theirs by the store's locks: a
+    # ratio within the run, not a count against the clock (the count falls on a loaded machine).
+    assert acked["burst"] > 3 * max(acked["ui-1"], acked["ui-2"]), acked
     # The trainer acknowledges no labels; its work is the batches of 20 queries it asked, each in one commit.
     db = sqlite3.connect(path)
     asked = db.execute("SELECT COUNT(*) FROM comparisons").fetchone()[0] - 20_000

@@ -501,8 +501,11 @@ def test_two_labeling_windows_a_burst_writer_and_the_trainer_share_one_server_st
     make_store(pg_url, 20_000).close()
     result = burst_drill(pg_url, seconds=4, rate=100)
     assert result["errors"] == [] and result["problems"] == []
-    assert result["acknowledged"]["burst"] > 200
-    assert result["acknowledged"]["ui-1"] > 0 and result["acknowledged"]["ui-2"] > 0
+    acked = result["acknowledged"]
+    assert acked["ui-1"] > 0 and acked["ui-2"] > 0
+    # The burst writer, paced at 20x the windows' rate, is not held to theirs by the store: a ratio
+    # within the run, not a count against the clock (the count falls on a loaded machine).
+    assert acked["burst"] > 3 * max(acked["ui-1"], acked["ui-2"]), acked
     with psycopg.connect(pg_url) as db:  # the trainer's batches of 20 queries, each in one commit
         asked = db.execute("SELECT COUNT(*) FROM comparisons").fetchone()[0] - 20_000
     assert asked >= 20 and asked % 20 == 0, asked

@@ -53,6 +53,11 @@ SCORE_MASKS: dict[str, tuple[Rect, ...]] = {
     # leave them in view and hide the top of the play field instead (Atlantis's attackers fly there).
     "Atlantis": ((187, 200, 0, 160),),  # the score on the dark ground band (rows 188-197)
     "Asterix": ((182, 193, 0, 160),),  # the score under the bottom lane (rows 184-190)
+    # Two more whose scores reach past the default band: CrazyClimber's lives (rows 13-18), bonus
+    # timer (21-27) and score (31-37) sit above the building (from row 42); ChopperCommand's score
+    # runs to row 22.
+    "CrazyClimber": ((0, 40, 0, 160),),
+    "ChopperCommand": ((0, 24, 0, 160),),
 }
 DEFAULT_SCORE_MASK: tuple[Rect, ...] = ((0, 21, 0, 160),)
 

@@ -66,7 +66,8 @@ def test_each_named_game_builds_steps_and_hides_its_score(name):
 
 
 # RAM bytes that hold a score digit pair, found by diffing RAM across a point scored.
-SCORE_RAM = {"pong": 13, "breakout": 77, "ALE/Atlantis-v5": 34, "ALE/Asterix-v5": 96}
+SCORE_RAM = {"pong": 13, "breakout": 77, "ALE/Atlantis-v5": 34, "ALE/Asterix-v5": 96, "ALE/CrazyClimber-v5": 2,
+             "ALE/ChopperCommand-v5": 110}
 
 
 @pytest.mark.parametrize("name", list(SCORE_RAM))

@@ -68,15 +68,21 @@ def _cpu(learned: dict, true: dict) -> str:
     """The process's CPU seconds inside learn of both runs, true over learned (the share of the
     machine's work that is PPO's own), and of the learned run's the background scorer's and the
     worker's."""
-    a, b = learned.get("cpu_seconds") or {}, true.get("cpu_seconds") or {}
-    if "learn" not in a or "learn" not in b:
+    a = learned.get("cpu_seconds") or {}
+    if not (_learn_cpu(learned) and _learn_cpu(true)):
         return "—"
+    b = true["cpu_seconds"]
     parts = ", ".join(f"{k} {a[k]:.0f}" for k in ("scorer", "worker") if k in a)
     return f"{a['learn']:.0f} / {b['learn']:.0f} (**{b['learn'] / a['learn']:.3f}**{'; ' + parts if parts else ''})"
 
 
 def _picks(picks: dict | None) -> str:
     return "—" if not picks else f"{picks['kept_returns']} / {picks['scored_again']} ({picks['clips_scored_again']:,})"
+
+
+def _learn_cpu(result: dict) -> float | None:
+    """A run's CPU seconds inside learn (None for a summary from before they were counted)."""
+    return (result.get("cpu_seconds") or {}).get("learn")
 
 
 def over_seeds(results: list[dict], envs: list[str], seeds: list[int], configs: list[str]) -> str:
@@ -91,9 +97,9 @@ def over_seeds(results: list[dict], envs: list[str], seeds: list[int], configs: 
             true = [by[(env, s, f"{name} | true")]["steps_per_second"] for s in seeds]
             learned = [by[(env, s, f"{name} | learned")]["steps_per_second"] for s in seeds]
             ratios = [a / b for a, b in zip(learned, true)]
-            cpu = [by[(env, s, f"{name} | true")].get("cpu_seconds", {}).get("learn", 0)
-                   / by[(env, s, f"{name} | learned")]["cpu_seconds"]["learn"]
-                   for s in seeds if (by[(env, s, f"{name} | learned")].get("cpu_seconds") or {}).get("learn")]
+            # CPU in learn, true over learned, of the pairs whose two runs both counted it.
+            cpu = [t / a for t, a in ((_learn_cpu(by[(env, s, f"{name} | true")]),
+                                       _learn_cpu(by[(env, s, f"{name} | learned")])) for s in seeds) if t and a]
             rows.append([env, name, len(seeds),
                          f"{min(ratios):.3f} / **{statistics.median(ratios):.3f}** / {max(ratios):.3f}",
                          f"**{statistics.mean(learned) / statistics.mean(true):.3f}**",

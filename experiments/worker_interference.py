@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import tempfile
 import threading
 import time
@@ -28,21 +27,15 @@ import time
 import numpy as np
 
 
-def _nice() -> None:
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except OSError:
-        pass
-
-
 def _train_forever(stop, ready, counter) -> None:
     """The worker's load until ``stop`` is set; ``ready`` is set after its first step, ``counter`` (a
-    list or a shared value) counts steps."""
+    shared value) counts steps."""
     import torch
 
+    from prefrl.fitting import lowest_priority
     from prefrl.reward_model import RewardEnsemble, RewardModelConfig
 
-    _nice()
+    lowest_priority()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = RewardEnsemble(RewardModelConfig(n_features=4 * 84 * 84, use_action=False, arch="cnn",
@@ -57,11 +50,8 @@ def _train_forever(stop, ready, counter) -> None:
         loss.backward()
         opt.step()
         ready.set()
-        if isinstance(counter, list):
-            counter[0] += 1
-        else:
-            with counter.get_lock():
-                counter.value += 1
+        with counter.get_lock():
+            counter.value += 1
 
 
 def _ppo(env: str, steps: int, seed: int) -> float:
@@ -75,24 +65,18 @@ def _ppo(env: str, steps: int, seed: int) -> float:
 
 def one(env: str, steps: int, seed: int, worker: str) -> dict:
     began = time.perf_counter()
-    if worker == "thread":
-        stop, ready, counter = threading.Event(), threading.Event(), [0]
-        side = threading.Thread(target=_train_forever, args=(stop, ready, counter), daemon=True)
-    elif worker == "process":
-        ctx = mp.get_context("spawn")
-        stop, ready, counter = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
-        side = ctx.Process(target=_train_forever, args=(stop, ready, counter), daemon=True)
-    else:
-        side = None
+    ctx = mp.get_context("spawn")  # its events and counter serve a thread as well as a process
+    stop, ready, counter = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
+    side = {"thread": threading.Thread, "process": ctx.Process}.get(worker)
     if side is not None:
+        side = side(target=_train_forever, args=(stop, ready, counter), daemon=True)
         side.start()
         ready.wait()  # the worker has made its first step: PPO starts beside a worker at work
     sps = _ppo(env, steps, seed)
-    made = 0
     if side is not None:
         stop.set()
         side.join()
-        made = counter[0] if isinstance(counter, list) else counter.value
+    made = counter.value
     return {"worker": worker, "ppo_steps_per_second": sps, "worker_steps": made,
             "seconds": round(time.perf_counter() - began, 1)}
 

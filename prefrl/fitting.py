@@ -25,7 +25,7 @@ from .queries import Label
 from .reward_model import RewardEnsemble
 from .reward_training import EnsembleTrainer, TrainStats
 
-__all__ = ["Fitter", "AsyncFitter", "half_the_threads"]
+__all__ = ["Fitter", "AsyncFitter", "half_the_threads", "lowest_priority"]
 
 
 def half_the_threads(agent_threads: int) -> None:
@@ -36,6 +36,16 @@ def half_the_threads(agent_threads: int) -> None:
     agent's update and the reward CNN then run 4 threads on 2 cores. (torch also takes the count as
     the default of threads that have not yet run an operation.)"""
     torch.set_num_threads(max(1, agent_threads // 2))
+
+
+def lowest_priority() -> None:
+    """The calling thread runs at the lowest CPU priority (nice 19; Linux schedules threads one by
+    one), where the system allows it; elsewhere at the priority it had."""
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:  # not allowed here
+            pass
 
 
 class _Share:
@@ -270,15 +280,9 @@ class AsyncFitter:
         with self._state:
             self._asks.append(job)
 
-    def _lower_priority(self) -> None:
-        if self.yield_to_agent and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-            except OSError:  # not allowed here: the worker runs at the agent's priority
-                pass
-
     def _work(self) -> None:
-        self._lower_priority()
+        if self.yield_to_agent:
+            lowest_priority()
         if self.live.out_mean.device.type == "cpu":
             half_the_threads(self._agent_threads)
         while True:

@@ -150,6 +150,15 @@ class _Dropout(nn.Dropout):
         return super().forward(x)
 
 
+def _scaled(frames: torch.Tensor) -> torch.Tensor:
+    """Frames (..., C, H, W) as floats in [0, 1], channels-last (each member's slice of (M, N, C, H, W)
+    too), in one copy: converting, scaling and laying out one after the other (once a member for
+    shared frames) cost the scorer as much as its convolutions on a CPU."""
+    *lead, c, height, width = frames.shape
+    out = torch.empty(*lead, height, width, c, dtype=torch.float32, device=frames.device).movedim(-1, -3)
+    return out.copy_(frames).div_(255.0)
+
+
 class _MemberCNN(nn.Module):
     """The reward network of Christiano et al. 2017 (App. A.2), M members in one grouped convolution.
 
@@ -175,7 +184,7 @@ class _MemberCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Frames (N, C, H, W) shared, or (M, N, C, H, W) per member, to (M, N, hidden)."""
-        x = x.float() / 255.0
+        x = _scaled(x)
         h = self._members_one_by_one(x) if x.device.type == "cpu" else self._grouped(x)
         return nn.functional.leaky_relu(self.dense(h), 0.01)
 

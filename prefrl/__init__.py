@@ -19,15 +19,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import os
-
-# OpenMP threads that finish their share of an operation spin for a while before they sleep
-# (libgomp's default), so on a CPU the agent's torch keeps every core busy even while one thread
-# steps the envs: true-reward PPO on pong used 1.96 of 2 cores and 1.46 with waiting threads asleep,
-# at the same steps/s (README, "Overhead on CPU"). The preference loop's reward scorer and
-# asynchronous worker run beside the agent on those idle moments. libgomp reads this once, when
-# torch loads: set before importing torch, or in the environment, to choose otherwise.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

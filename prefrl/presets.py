@@ -99,6 +99,9 @@ class Preset:
         vector_env: Atari only: step the games in ale-py's C++ ``AtariVectorEnv``
             (:mod:`prefrl.envs.atari_vector`) instead of Python gymnasium envs in a ``DummyVecEnv``;
             runs whose clips people label (frames) always take the Python path.
+        rollout_threads: torch threads of the agent's own forward passes while it collects a rollout
+            (0: as many as its updates use); its updates get all of them back. Learned and true reward
+            alike.
         vector_threads: C++ threads stepping the games of ``vector_env`` (0: one per core; give each of
             two runs side by side half the cores).
     """
@@ -136,6 +139,7 @@ class Preset:
     check_clips: int = 200
     vector_env: bool = False
     vector_threads: int = 0
+    rollout_threads: int = 0
     eval_episodes: int = 10
     a2c: dict[str, Any] = field(default_factory=dict)
     a2c_envs: int | None = None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -109,6 +110,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         checkpoints = Checkpoints(max(1, steps // (preset.checkpoints * n_envs)), run)
 
         callbacks = [callback, checkpoints]
+        if preset.rollout_threads and device == "cpu":  # first: the loop's end-of-rollout work gets every thread
+            callbacks.insert(0, RolloutThreads(preset.rollout_threads))
         if config.max_minutes is not None:
             callbacks.append(Deadline(start + 60 * config.max_minutes))
 
@@ -192,6 +195,25 @@ class Checkpoints(BaseCallback):
     def _on_step(self) -> bool:
         if self.n_calls % self.every == 0:
             self.run.save_policy(self.model, self.run.checkpoint_dir / f"policy_{self.num_timesteps}_steps.zip")
+        return True
+
+
+class RolloutThreads(BaseCallback):
+    """The agent's torch runs on ``threads`` threads while it collects a rollout, and on as many as
+    before while it updates (torch's thread count is the calling thread's)."""
+
+    def __init__(self, threads: int):
+        super().__init__()
+        self.threads, self._update_threads = threads, torch.get_num_threads()
+
+    def _on_rollout_start(self) -> None:
+        self._update_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+
+    def _on_rollout_end(self) -> None:
+        torch.set_num_threads(self._update_threads)
+
+    def _on_step(self) -> bool:
         return True
 
 

@@ -271,6 +271,13 @@ ATARI_PRESET = Preset(
     # One rollout's clips (8 envs x 128 steps / 25): 200 clips twice a refit was the loop's largest
     # cost on pong (check 76 s against a 626 s run, 41 labels, asynchronous refits, 2 cores).
     check_clips=40,
+    # The agent's forward passes while it collects on one torch thread (its updates on all): on 2
+    # cores libgomp's second thread otherwise spins between them and holds the core the reward
+    # scorer and the asynchronous worker need. Pong, 100k steps, labels at 5x the paper's rate: the
+    # learned/true steps/s ratio 0.956 and 1.026 (two seeds) against 0.859 without; true-reward PPO
+    # itself ran at a median 0.966 of its speed on all threads (five interleaved 24k-step pairs,
+    # 0.933-1.051). Code cff9fb40c2aa; README "Overhead on CPU". `--set rollout_threads=0` undoes it.
+    rollout_threads=1,
     # The paper trained A2C (synchronous A3C) on Atari; rl-zoo's tuned A2C (hyperparams/a2c.yml, atari).
     a2c=dict(ent_coef=0.01, vf_coef=0.25,
              policy_kwargs=dict(optimizer_class=RMSpropTFLike, optimizer_kwargs=dict(eps=1e-5))),

@@ -30,7 +30,8 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
         "reward_hidden", "random_steps", "eval_episodes", "a2c_envs", "off_policy_envs", "off_policy_timesteps",
         "round_steps", "checkpoints")},
     **{k: (0, None, "a whole number ≥ 0") for k in (
-        "greedy_steps", "reward_updates", "fit_delay", "reward_augment", "check_clips", "vector_threads")},
+        "greedy_steps", "reward_updates", "fit_delay", "reward_augment", "check_clips", "vector_threads",
+        "rollout_threads")},
     "labels": (2, None, "at least 2"),
     "initial_fraction": (0, 1, "in [0, 1]"),
     "explore_fraction": (0, 1, "in [0, 1]"),

@@ -99,11 +99,11 @@ class Preset:
         vector_env: Atari only: step the games in ale-py's C++ ``AtariVectorEnv``
             (:mod:`prefrl.envs.atari_vector`) instead of Python gymnasium envs in a ``DummyVecEnv``;
             runs whose clips people label (frames) always take the Python path.
-        rollout_threads: torch threads of the agent's own forward passes while it collects a rollout
-            (0: as many as its updates use); its updates get all of them back. Learned and true reward
-            alike.
         vector_threads: C++ threads stepping the games of ``vector_env`` (0: one per core; give each of
             two runs side by side half the cores).
+        rollout_threads: torch threads of the agent's own forward passes while it collects a rollout
+            (0: as many as its updates use); its updates get all of them back. Learned and true reward
+            alike; on a CPU only.
     """
 
     n_envs: int

@@ -126,8 +126,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             agent.num_timesteps = resumed_from = done_steps
         learn_start, learn_cpu = time.time(), time.process_time()
         worker_cpu = _worker_cpu(stages)
-        agent.learn(max(0, steps - resumed_from), callback=callbacks, progress_bar=config.progress_bar,
-                    tb_log_name=config.algo, reset_num_timesteps=not resume)
+        threads = torch.get_num_threads()
+        try:
+            agent.learn(max(0, steps - resumed_from), callback=callbacks, progress_bar=config.progress_bar,
+                        tb_log_name=config.algo, reset_num_timesteps=not resume)
+        finally:  # a rollout cut short (--max-minutes) never reaches its end, where RolloutThreads gives them back
+            torch.set_num_threads(threads)
         learn_seconds = time.time() - learn_start
         cpu_seconds = _cpu_seconds(time.process_time() - learn_cpu, stages, callback if learned else None, worker_cpu)
         final_fit_start = time.time()

@@ -87,6 +87,7 @@ def test_train_with_a2c_the_papers_learner(tmp_path):
         (["train", "cartpole", "--pessimism", "-1"], "--pessimism -1.0 must be a finite number ≥ 0"),
         (["train", "cartpole", "--rank-size", "1"], "--rank-size 1 must be at least 2"),
         (["train", "cartpole", "--max-minutes", "0"], "--max-minutes 0.0 must be a positive number"),
+        (["train", "pong", "--set", "rollout_threads=-1"], "--set rollout_threads=-1: must be a whole number ≥ 0"),
         (["train", "cartpole", "--rank-size", "5", "--feedback", "human"], "--rank-size 5 is too many clips"),
         (["label", "no/such/run", "--rank-size", "5"], "--rank-size 5 must be 2 (pairs), 3 or 4"),
         (["label", "no/such/run"], "holds no store.sqlite"),

@@ -142,8 +142,10 @@ def test_a_users_own_env_records_frames_for_the_people_who_label_it(tmp_path):
         deadline = time.time() + 300
         while time.time() < deadline and trainer.poll() is None:
             time.sleep(0.3)
-            if (run / "store.sqlite").exists():
-                with PreferenceStore(run / "store.sqlite", create=False) as store:
+            store_file = run / "store.sqlite"
+            # The trainer creates the file, then writes its schema: an empty file is not yet a store to open.
+            if store_file.exists() and store_file.stat().st_size > 0:
+                with PreferenceStore(store_file, create=False) as store:
                     if store.num_pending():
                         query = store.comparisons("pending")[0]
                         clips = store.get_clips([query.left_id, query.right_id], frames=True)

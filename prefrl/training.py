@@ -126,12 +126,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             agent.num_timesteps = resumed_from = done_steps
         learn_start, learn_cpu = time.time(), time.process_time()
         worker_cpu = _worker_cpu(stages)
-        threads = torch.get_num_threads()
-        try:
-            agent.learn(max(0, steps - resumed_from), callback=callbacks, progress_bar=config.progress_bar,
-                        tb_log_name=config.algo, reset_num_timesteps=not resume)
-        finally:  # a rollout cut short (--max-minutes) never reaches its end, where RolloutThreads gives them back
-            torch.set_num_threads(threads)
+        agent.learn(max(0, steps - resumed_from), callback=callbacks, progress_bar=config.progress_bar,
+                    tb_log_name=config.algo, reset_num_timesteps=not resume)
         learn_seconds = time.time() - learn_start
         cpu_seconds = _cpu_seconds(time.process_time() - learn_cpu, stages, callback if learned else None, worker_cpu)
         final_fit_start = time.time()
@@ -204,11 +200,12 @@ class Checkpoints(BaseCallback):
 
 class RolloutThreads(BaseCallback):
     """The agent's torch runs on ``threads`` threads while it collects a rollout, and on as many as
-    before while it updates (torch's thread count is the calling thread's)."""
+    before while it updates and after ``learn`` (torch's thread count is the calling thread's)."""
 
     def __init__(self, threads: int):
         super().__init__()
-        self.threads, self._update_threads = threads, torch.get_num_threads()
+        self.threads = threads
+        self._update_threads: int | None = None  # read at each rollout's start
 
     def _on_rollout_start(self) -> None:
         self._update_threads = torch.get_num_threads()
@@ -216,6 +213,11 @@ class RolloutThreads(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         torch.set_num_threads(self._update_threads)
+
+    def _on_training_end(self) -> None:
+        # A rollout cut short (--max-minutes) never reaches its end; learn's end comes all the same.
+        if self._update_threads is not None:
+            torch.set_num_threads(self._update_threads)
 
     def _on_step(self) -> bool:
         return True

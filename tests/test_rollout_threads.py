@@ -31,3 +31,20 @@ def test_collection_runs_on_the_rollout_threads_and_updates_get_every_thread_bac
         assert torch.get_num_threads() == 2  # after learn, as before it
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_rollout_cut_short_still_gives_every_thread_back_at_learns_end():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = PPO("MlpPolicy", "CartPole-v1", n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu")
+
+        class StopMidRollout(BaseCallback):  # as --max-minutes's Deadline does
+            def _on_step(self):
+                return self.n_calls < 40
+
+        model.learn(96, callback=[RolloutThreads(1), StopMidRollout()])
+        assert model.num_timesteps < 96  # learn did end inside a rollout
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

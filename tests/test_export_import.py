@@ -90,8 +90,10 @@ def test_a_trainer_waiting_for_people_trains_on_labels_given_elsewhere_and_impor
 
     run, out = tmp_path / "run", tmp_path / "out"
     trainer = subprocess.Popen([sys.executable, "-m", "prefrl", "train", "cartpole", "--feedback", "human", "--labels",
-                                "10", "--steps", "2048", "--set", "eval_episodes=1", "--no-progress", "--run-dir",
+                                "10", "--steps", "8192", "--set", "eval_episodes=1", "--no-progress", "--run-dir",
                                 str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # People's answers that come after the last rollout stay in the store but are not fit on; the run
+    # lasts long enough for this loop's rounds of export and import (2,048 steps did not, on a fast machine).
     imported, deadline = 0, time.time() + 600
     try:
         while trainer.poll() is None and time.time() < deadline:

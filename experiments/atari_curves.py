@@ -18,6 +18,7 @@ from pathlib import Path
 from harness import grid, markdown_table, parser, run_all
 
 from prefrl.compare import learning_curves
+from prefrl.config import parse_overrides
 
 PAPER_INITIAL, PAPER_LATER, PAPER_STEPS, PAPER_T0 = 500, 5000, 50_000_000, 5e6
 
@@ -33,8 +34,7 @@ def main() -> None:
     p.add_argument("--set", dest="extra", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="preset fields for both runs, e.g. vector_env=true fit_async=true")
     args = p.parse_args()
-    extra = dict(item.split("=", 1) for item in args.extra)
-    extra = {k: {"true": True, "false": False}.get(v, v) for k, v in extra.items()}
+    extra = parse_overrides(args.extra)  # JSON values, as `prefrl train --set` reads them
     labels = paper_labels(args.steps)
     configs = {
         "learned": {"labels": labels, "initial_labels": PAPER_INITIAL, "steps": args.steps,
@@ -47,6 +47,8 @@ def main() -> None:
         for seed in args.seeds:
             by = {r["label"]: r for r in results if r["env"] == env and r["seed"] == seed}
             learned, true = by["learned"], by["true"]
+            if "failed" in learned or "failed" in true:
+                continue  # run_all has printed why; a rerun makes the failed runs again
             share = learned["true_return_mean"] / true["true_return_mean"] if true["true_return_mean"] else float("nan")
             png = Path(learned["run_dir"]).parent / f"{env}-s{seed}-learning_curves.png"
             learning_curves(learned["run_dir"], true["run_dir"], png)

@@ -33,24 +33,32 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--set", dest="extra", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="preset fields for both runs, e.g. vector_env=true fit_async=true")
+    p.add_argument("--learned-set", dest="learned_extra", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="preset fields for the learned-reward run alone (the true-reward run, and its cached "
+                        "result, stay as they are), e.g. reward_epochs=3")
+    p.add_argument("--arms", nargs="+", choices=["learned", "true"], default=["learned", "true"],
+                   help="make only these runs now (a variant's learned run while the true one is still going); "
+                        "the table needs both")
     args = p.parse_args()
     extra = parse_overrides(args.extra)  # JSON values, as `prefrl train --set` reads them
     labels = paper_labels(args.steps)
     configs = {
         "learned": {"labels": labels, "initial_labels": PAPER_INITIAL, "steps": args.steps,
-                    "t0_fraction": PAPER_T0 / args.steps, **extra},
+                    "t0_fraction": PAPER_T0 / args.steps, **extra, **parse_overrides(args.learned_extra)},
         "true": {"reward": "true", "steps": args.steps, **extra},
     }
+    configs = {arm: configs[arm] for arm in args.arms}
     results = run_all(grid(args.envs, args.seeds, configs), args.out, workers=args.workers, ray=args.ray)
     rows = []
     for env in args.envs:
         for seed in args.seeds:
             by = {r["label"]: r for r in results if r["env"] == env and r["seed"] == seed}
-            learned, true = by["learned"], by["true"]
+            learned, true = by.get("learned", {"failed": "not made"}), by.get("true", {"failed": "not made"})
             if "failed" in learned or "failed" in true:
                 continue  # run_all has printed why; a rerun makes the failed runs again
             share = learned["true_return_mean"] / true["true_return_mean"] if true["true_return_mean"] else float("nan")
-            png = Path(learned["run_dir"]).parent / f"{env}-s{seed}-learning_curves.png"
+            variant = "".join(f"-{item.replace('=', '_')}" for item in args.learned_extra)  # one figure per variant
+            png = Path(learned["run_dir"]).parent / f"{env}-s{seed}{variant}-learning_curves.png"
             learning_curves(learned["run_dir"], true["run_dir"], png)
             rows.append([env, seed, f"{learned['true_return_mean']:.1f}", f"{true['true_return_mean']:.1f}",
                          f"{share:.2f}", learned["labels_used"], f"{learned['steps_per_second']:.0f} / "

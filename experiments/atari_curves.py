@@ -12,13 +12,15 @@ code version (``harness.py``).
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
 from harness import grid, markdown_table, parser, run_all
 
-from prefrl.compare import learning_curves
+from prefrl.compare import _resumed, learning_curves
 from prefrl.config import parse_overrides
+from prefrl.run_dir import RunDir
 
 PAPER_INITIAL, PAPER_LATER, PAPER_STEPS, PAPER_T0 = 500, 5000, 50_000_000, 5e6
 
@@ -30,10 +32,10 @@ def paper_labels(steps: int) -> int:
 
 def late_training_return(run_dir: str, share: float = 0.1) -> float:
     """Mean true return of the training games logged in the run's last ``share`` of steps: a final
-    score less noisy than a few greedy evaluation games (a greedy Breakout policy can stall)."""
-    import csv
-
-    rows = [r for r in csv.DictReader(open(Path(run_dir) / "metrics.csv")) if r.get("true_episode_return")]
+    score less noisy than a few greedy evaluation games (a greedy Breakout policy can stall). Rows
+    as the learning-curve figure reads them (a resumed run's history, not the killed run's)."""
+    with RunDir(run_dir).metrics_path.open() as f:
+        rows = [r for r in _resumed(list(csv.DictReader(f))) if r["true_episode_return"]]
     last = int(rows[-1]["timesteps"]) * (1 - share) if rows else 0
     values = [float(r["true_episode_return"]) for r in rows if int(r["timesteps"]) >= last]
     return sum(values) / len(values) if values else float("nan")
@@ -71,10 +73,10 @@ def main() -> None:
             variant = "".join(f"-{item.replace('=', '_')}" for item in args.learned_extra)  # one figure per variant
             png = Path(learned["run_dir"]).parent / f"{env}-s{seed}{variant}-learning_curves.png"
             learning_curves(learned["run_dir"], true["run_dir"], png)
-            late = [late_training_return(r["run_dir"]) for r in (learned, true)]
+            late_l, late_t = (late_training_return(r["run_dir"]) for r in (learned, true))
             rows.append([env, seed, f"{learned['true_return_mean']:.1f}", f"{true['true_return_mean']:.1f}",
-                         f"{share:.2f}", f"{late[0]:.2f} / {late[1]:.2f} = {late[0] / late[1]:.2f}", learned["labels_used"], f"{learned['steps_per_second']:.0f} / "
-                         f"{true['steps_per_second']:.0f}", str(png)])
+                         f"{share:.2f}", f"{late_l:.2f} / {late_t:.2f} = {late_l / late_t:.2f}", learned["labels_used"],
+                         f"{learned['steps_per_second']:.0f} / {true['steps_per_second']:.0f}", str(png)])
     print(f"{args.steps} PPO steps; learned: the paper's schedule, {labels} labels ({PAPER_INITIAL} before RL); "
           "final policy's true return over the preset's evaluation games\n")
     print(markdown_table(["game", "seed", "learned", "true", "learned / true",

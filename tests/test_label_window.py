@@ -7,6 +7,7 @@ classic-control clips; these drive the real thing. `.ci/run` installs Xvfb and x
 import json
 import os
 import shutil
+import select
 import signal
 import sqlite3
 import subprocess
@@ -29,19 +30,29 @@ KEYS = ["Left", "Right", "Down", "a", "d", "s"]
 PREFERENCE = {"Left": 1.0, "a": 1.0, "Right": 0.0, "d": 0.0, "Down": 0.5, "s": 0.5}
 
 
+XVFB = {}  # the module's X server, for a failure's message
+
+
 @pytest.fixture(scope="module")
 def display():
-    n = next(n for n in range(90, 300) if not Path(f"/tmp/.X{n}-lock").exists())
-    server = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):  # polls, 0.1 s apart
-        if Path(f"/tmp/.X11-unix/X{n}").exists():
-            break
-        assert server.poll() is None, "Xvfb exited"
-        time.sleep(0.1)
-    else:
-        pytest.fail("Xvfb did not start")
-    yield f":{n}"
+    # Xvfb picks a free display itself and writes its number once it accepts connections (-displayfd):
+    # a number chosen here from the lock files could be taken by another server between the look and
+    # the start, and then this module's windows would open on that server, gone when its owner ends.
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], 20)
+        number = os.read(read, 64).decode().strip() if ready else ""
+    finally:
+        os.close(read)
+    if not number.isdigit():
+        server.kill()
+        pytest.fail(f"Xvfb did not start (exit status {server.wait(10)})" if server.poll() is not None or not ready
+                    else f"Xvfb wrote {number!r} for its display")
+    XVFB["server"] = server
+    yield f":{number}"
     server.terminate()
     server.wait(10)
 
@@ -86,7 +97,9 @@ def _open_window(run, display, labeler="tester", close_help=True):
         if proc.poll() is not None or attempt == 1499:
             proc.kill()
             out, err = proc.communicate()
-            pytest.fail(f"the labeling window never opened: {err[-2000:]}")
+            alive = XVFB["server"].poll() is None
+            pytest.fail(f"the labeling window never opened (this module's Xvfb {'running' if alive else 'gone'}):"
+                        f" {err[-2000:]}")
         time.sleep(0.2)
     _xdotool(display, "windowfocus", "--sync", window, check=False)
     if close_help:

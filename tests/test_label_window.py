@@ -42,15 +42,21 @@ def display():
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
                               pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write)
+    # Xvfb writes the number and the newline separately and exits if either write fails: read up to the
+    # newline before closing the pipe (closing it after the number alone killed the server).
+    written, deadline = b"", time.monotonic() + 20
     try:
-        ready, _, _ = select.select([read], [], [], 20)
-        number = os.read(read, 64).decode().strip() if ready else ""
+        while not written.endswith(b"\n") and select.select([read], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(read, 64)
+            if not chunk:  # Xvfb exited
+                break
+            written += chunk
     finally:
         os.close(read)
-    if not number.isdigit():
+    number = written.decode().strip()
+    if not (written.endswith(b"\n") and number.isdigit()):
         server.kill()
-        pytest.fail(f"Xvfb did not start (exit status {server.wait(10)})" if server.poll() is not None or not ready
-                    else f"Xvfb wrote {number!r} for its display")
+        pytest.fail(f"Xvfb gave no display number within 20 s (it wrote {number!r}; exit status {server.wait(10)})")
     XVFB["server"] = server
     yield f":{number}"
     server.terminate()

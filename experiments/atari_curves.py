@@ -8,6 +8,12 @@ then labels at a rate ∝ 5e6/(T + 5e6) (5,000 more over 50M steps). Over ``--st
 500 + 5000·ln(1 + steps/5e6)/ln(11) labels (880 by 1M steps), with t0 = 5e6 env steps. Both runs go
 side by side in two worker processes (about an hour each on 2 cores at 1M steps), cached under the
 code version (``harness.py``).
+
+A learning claim is a count over seeds, and a checkout's ``runs/`` does not outlive its session:
+``--record experiments/atari_seeds.csv`` adds each seed's figures to a CSV kept in git (one row per
+code version, game, steps, settings and seed; a rerun replaces its row), and prints the count so far
+of seeds whose learned / true ratio reaches ``--aim``. ``--count`` prints that count from the record
+alone, without making or reading any run.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from prefrl.config import parse_overrides
 from prefrl.run_dir import RunDir
 
 PAPER_INITIAL, PAPER_LATER, PAPER_STEPS, PAPER_T0 = 500, 5000, 50_000_000, 5e6
+RECORD_KEY = ["code", "env", "steps", "set", "learned_set"]  # a group of seeds that one count is over
+RECORD_FIELDS = RECORD_KEY + ["seed", "learned_late", "true_late", "ratio", "learned_eval", "true_eval", "labels"]
 
 
 def paper_labels(steps: int) -> int:
@@ -41,6 +49,45 @@ def late_training_return(run_dir: str, share: float = 0.1) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def read_record(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_record(path: str | Path, new: list[dict]) -> None:
+    """Add ``new`` rows to the record at ``path``, each replacing the row of its group and seed."""
+    ident = lambda r: tuple(str(r[k]) for k in RECORD_KEY + ["seed"])  # noqa: E731
+    fresh = {ident(r) for r in new}
+    rows = [r for r in read_record(path) if ident(r) not in fresh] + new
+    rows.sort(key=lambda r: (tuple(str(r[k]) for k in RECORD_KEY), int(r["seed"])))
+    path = Path(path)
+    partial = path.with_suffix(".partial")
+    with partial.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RECORD_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(path)
+
+
+def count_lines(rows: list[dict], aim: float) -> list[str]:
+    """One line per group of the record: how many of its seeds reach ``aim``, with the ratios."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in RECORD_KEY), []).append(r)
+    lines = []
+    for key, members in groups.items():
+        ratios = [float(r["ratio"]) for r in members]
+        met = sum(x >= aim for x in ratios)
+        named = ", ".join(f"s{r['seed']} {float(r['ratio']):.2f}" for r in members)
+        lines.append(f"{key[1]}, {key[2]} steps, code {key[0]}, --set {key[3] or '-'}, --learned-set {key[4] or '-'}: "
+                     f"learned / true >= {aim} on {met} of {len(ratios)} seeds (mean {sum(ratios) / len(ratios):.2f}, "
+                     f"min {min(ratios):.2f}; {named})")
+    return lines
+
+
 def main() -> None:
     p = parser(__doc__, out="runs/atari_curves", seeds=[0], envs=["breakout"])
     p.add_argument("--steps", type=int, default=1_000_000)
@@ -52,7 +99,19 @@ def main() -> None:
     p.add_argument("--arms", nargs="+", choices=["learned", "true"], default=["learned", "true"],
                    help="make only these runs now (a variant's learned run while the true one is still going); "
                         "the table needs both")
+    p.add_argument("--record", metavar="CSV", help="add each seed's figures to this CSV (kept in git) and print "
+                   "the count of seeds so far, e.g. experiments/atari_seeds.csv")
+    p.add_argument("--aim", type=float, default=0.7, help="the learned / true ratio a seed is counted at (default 0.7)")
+    p.add_argument("--count", action="store_true", help="print the count from --record's CSV alone and exit")
     args = p.parse_args()
+    if args.count:
+        if not args.record:
+            p.error("--count reads the record: give it with --record CSV")
+        rows = read_record(args.record)
+        if not rows:
+            p.error(f"--record {args.record}: no seeds recorded there yet; run this script with --record first")
+        print("\n".join(count_lines(rows, args.aim)))
+        return
     extra = parse_overrides(args.extra)  # JSON values, as `prefrl train --set` reads them
     labels = paper_labels(args.steps)
     configs = {
@@ -62,7 +121,7 @@ def main() -> None:
     }
     configs = {arm: configs[arm] for arm in args.arms}
     results = run_all(grid(args.envs, args.seeds, configs), args.out, workers=args.workers, ray=args.ray)
-    rows = []
+    rows, record = [], []
     for env in args.envs:
         for seed in args.seeds:
             by = {r["label"]: r for r in results if r["env"] == env and r["seed"] == seed}
@@ -77,11 +136,21 @@ def main() -> None:
             rows.append([env, seed, f"{learned['true_return_mean']:.1f}", f"{true['true_return_mean']:.1f}",
                          f"{share:.2f}", f"{late_l:.2f} / {late_t:.2f} = {late_l / late_t:.2f}", learned["labels_used"],
                          f"{learned['steps_per_second']:.0f} / {true['steps_per_second']:.0f}", str(png)])
+            record.append({"code": Path(learned["run_dir"]).parent.name, "env": env, "steps": args.steps,
+                           "set": " ".join(sorted(args.extra)), "learned_set": " ".join(sorted(args.learned_extra)), "seed": seed,
+                           "learned_late": f"{late_l:.2f}", "true_late": f"{late_t:.2f}",
+                           "ratio": f"{late_l / late_t:.2f}", "learned_eval": f"{learned['true_return_mean']:.1f}",
+                           "true_eval": f"{true['true_return_mean']:.1f}", "labels": learned["labels_used"]})
     print(f"{args.steps} PPO steps; learned: the paper's schedule, {labels} labels ({PAPER_INITIAL} before RL); "
           "final policy's true return over the preset's evaluation games\n")
     print(markdown_table(["game", "seed", "learned", "true", "learned / true",
                           "training games, last 10% of steps: learned / true", "labels", "steps/s learned / true",
                           "figure"], rows))
+    if args.record and record:
+        write_record(args.record, record)
+        keys = {tuple(str(r[k]) for k in RECORD_KEY) for r in record}
+        mine = [r for r in read_record(args.record) if tuple(r[k] for k in RECORD_KEY) in keys]
+        print(f"\nrecorded in {args.record}; the count so far:\n" + "\n".join(count_lines(mine, args.aim)))
 
 
 if __name__ == "__main__":

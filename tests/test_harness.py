@@ -430,3 +430,22 @@ def test_the_overhead_benchmark_sums_up_a_configuration_over_its_pairs():
     assert "**0.933**" in row
     assert "100.0–200.0" in row and "90.0–210.0" in row
     assert "0.571 / **0.667** / 0.800" in row  # 1000/1250, 1000/1500, 1000/1750
+
+
+def test_the_seed_record_replaces_a_rerun_seed_and_counts_each_group_apart(tmp_path):
+    import atari_curves
+
+    path = tmp_path / "seeds.csv"
+    row = {"code": "v1", "env": "breakout", "steps": 1000, "set": "a=1", "learned_set": "", "seed": 0,
+           "learned_late": "1.00", "true_late": "2.00", "ratio": "0.50", "learned_eval": "1.0", "true_eval": "2.0",
+           "labels": 10}
+    atari_curves.write_record(path, [row, {**row, "seed": 1, "ratio": "0.90"}])
+    atari_curves.write_record(path, [{**row, "ratio": "0.80"}])  # seed 0 again: its row is replaced, not added
+    atari_curves.write_record(path, [{**row, "learned_set": "reward_epochs=3", "ratio": "0.40"}])
+    rows = atari_curves.read_record(path)
+    assert sorted((r["learned_set"], r["seed"], r["ratio"]) for r in rows) == [
+        ("", "0", "0.80"), ("", "1", "0.90"), ("reward_epochs=3", "0", "0.40")]
+    lines = atari_curves.count_lines(rows, 0.7)
+    assert len(lines) == 2
+    assert ">= 0.7 on 2 of 2 seeds" in lines[0] and "--learned-set -" in lines[0]
+    assert ">= 0.7 on 0 of 1 seeds" in lines[1] and "reward_epochs=3" in lines[1]

@@ -81,10 +81,10 @@ def count_lines(rows: list[dict], aim: float) -> list[str]:
     for key, members in groups.items():
         ratios = [float(r["ratio"]) for r in members]
         met = sum(x >= aim for x in ratios)
-        named = ", ".join(f"s{r['seed']} {float(r['ratio']):.2f}" for r in members)
+        named = ", ".join(f"s{r['seed']} {float(r['ratio']):.3f}" for r in members)
         lines.append(f"{key[1]}, {key[2]} steps, code {key[0]}, --set {key[3] or '-'}, --learned-set {key[4] or '-'}: "
-                     f"learned / true >= {aim} on {met} of {len(ratios)} seeds (mean {sum(ratios) / len(ratios):.2f}, "
-                     f"min {min(ratios):.2f}; {named})")
+                     f"learned / true >= {aim} on {met} of {len(ratios)} seeds (mean {sum(ratios) / len(ratios):.3f}, "
+                     f"min {min(ratios):.3f}; {named})")
     return lines
 
 
@@ -139,7 +139,7 @@ def main() -> None:
             record.append({"code": Path(learned["run_dir"]).parent.name, "env": env, "steps": args.steps,
                            "set": " ".join(sorted(args.extra)), "learned_set": " ".join(sorted(args.learned_extra)), "seed": seed,
                            "learned_late": f"{late_l:.2f}", "true_late": f"{late_t:.2f}",
-                           "ratio": f"{late_l / late_t:.2f}", "learned_eval": f"{learned['true_return_mean']:.1f}",
+                           "ratio": f"{late_l / late_t:.3f}", "learned_eval": f"{learned['true_return_mean']:.1f}",
                            "true_eval": f"{true['true_return_mean']:.1f}", "labels": learned["labels_used"]})
     print(f"{args.steps} PPO steps; learned: the paper's schedule, {labels} labels ({PAPER_INITIAL} before RL); "
           "final policy's true return over the preset's evaluation games\n")

@@ -358,7 +358,8 @@ def test_the_async_fitter_takes_no_gradient_step_while_the_agent_updates_and_run
     import os
     import threading
 
-    agent_priority = os.getpriority(os.PRIO_PROCESS, 0) if sys.platform.startswith("linux") else None
+    linux = sys.platform.startswith("linux")  # where a thread has a priority of its own
+    agent_priority = os.getpriority(os.PRIO_PROCESS, 0) if linux else None
     with PreferenceStore(":memory:", env="x") as store:
         reward, querier, feedback, data, fitter = _stages(store, asynchronous=True, yield_to_agent=True)
         feedback(querier(_pool(), 10, strategy="random"))
@@ -381,7 +382,7 @@ def test_the_async_fitter_takes_no_gradient_step_while_the_agent_updates_and_run
         assert steps and all(steps)  # every step with the gate open
         (tid,) = threads
         assert tid != threading.get_native_id()
-        if sys.platform.startswith("linux"):  # the worker lowered its own thread's priority, not the agent's
+        if linux:  # the worker lowered its own thread's priority, not the agent's
             # (compared with the agent's priority before the fitter started, not with 19: a suite run
             # under `nice -n 19` starts there, and its agent must stay where it started)
             assert os.getpriority(os.PRIO_PROCESS, tid) == 19

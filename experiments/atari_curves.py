@@ -14,6 +14,15 @@ A learning claim is a count over seeds, and a checkout's ``runs/`` does not outl
 code version, game, steps, settings and seed; a rerun replaces its row), and prints the count so far
 of seeds whose learned / true ratio reaches ``--aim``. ``--count`` prints that count from the record
 alone, without making or reading any run.
+
+Each seed's ratio is paired (its learned run over its own true-reward run), and the count also gives
+each learned run over the mean of the group's true-reward runs: seeds of the same code and settings
+whose true-reward runs were made, whatever their learned-reward variant. The two runs of one seed
+part on their first rollout (the rewards differ), so pairing them does not cancel noise; the mean of
+several true-reward runs is a steadier "true-reward PPO's score". That lets a session spend both cores
+on learned runs: ``--arms learned --record CSV`` records a seed's learned figures alone (its paired
+ratio stays blank until ``--arms true`` adds the other half; a record row gains the figures a rerun
+brings and keeps the rest).
 """
 
 from __future__ import annotations
@@ -57,11 +66,22 @@ def read_record(path: str | Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+LEARNED_FIELDS, TRUE_FIELDS = ("learned_late", "learned_eval", "labels"), ("true_late", "true_eval")
+
+
 def write_record(path: str | Path, new: list[dict]) -> None:
-    """Add ``new`` rows to the record at ``path``, each replacing the row of its group and seed."""
+    """Add ``new`` rows to the record at ``path``. A row of a group and seed already there takes the
+    figures the new row brings (a rerun's replace the old ones; a field left blank, an arm not made
+    this time, keeps what the record had), and its paired ratio is worked out again."""
     ident = lambda r: tuple(str(r[k]) for k in RECORD_KEY + ["seed"])  # noqa: E731
-    fresh = {ident(r) for r in new}
-    rows = [r for r in read_record(path) if ident(r) not in fresh] + new
+    old = {ident(r): r for r in read_record(path)}
+    for r in new:
+        merged = {**old.get(ident(r), {}), **{k: v for k, v in r.items() if str(v) != ""}}
+        merged = {k: merged.get(k, "") for k in RECORD_FIELDS}
+        both = merged["learned_late"] != "" and merged["true_late"] != ""
+        merged["ratio"] = f"{float(merged['learned_late']) / float(merged['true_late']):.3f}" if both else ""
+        old[ident(r)] = merged
+    rows = list(old.values())
     rows.sort(key=lambda r: (tuple(str(r[k]) for k in RECORD_KEY), int(r["seed"])))
     path = Path(path)
     partial = path.with_suffix(".partial")
@@ -73,18 +93,34 @@ def write_record(path: str | Path, new: list[dict]) -> None:
 
 
 def count_lines(rows: list[dict], aim: float) -> list[str]:
-    """One line per group of the record: how many of its seeds reach ``aim``, with the ratios."""
+    """Two lines per group of the record (a group: code, game, steps, settings, learned variant): how
+    many of its seeds reach ``aim``, paired (seeds with both runs) and against the mean true-reward
+    score (the true-reward runs of the group's code, game, steps and settings, one per seed)."""
     groups: dict[tuple, list[dict]] = {}
+    truths: dict[tuple, dict[str, float]] = {}
     for r in rows:
         groups.setdefault(tuple(r[k] for k in RECORD_KEY), []).append(r)
+        if r.get("true_late", "") != "":
+            truths.setdefault(tuple(r[k] for k in RECORD_KEY[:-1]), {})[str(r["seed"])] = float(r["true_late"])
     lines = []
     for key, members in groups.items():
-        ratios = [float(r["ratio"]) for r in members]
-        met = sum(x >= aim for x in ratios)
-        named = ", ".join(f"s{r['seed']} {float(r['ratio']):.3f}" for r in members)
-        lines.append(f"{key[1]}, {key[2]} steps, code {key[0]}, --set {key[3] or '-'}, --learned-set {key[4] or '-'}: "
-                     f"learned / true >= {aim} on {met} of {len(ratios)} seeds (mean {sum(ratios) / len(ratios):.3f}, "
-                     f"min {min(ratios):.3f}; {named})")
+        head = f"{key[1]}, {key[2]} steps, code {key[0]}, --set {key[3] or '-'}, --learned-set {key[4] or '-'}: "
+        paired = [r for r in members if r.get("ratio", "") != ""]
+        if paired:
+            ratios = [float(r["ratio"]) for r in paired]
+            named = ", ".join(f"s{r['seed']} {float(r['ratio']):.3f}" for r in paired)
+            lines.append(head + f"learned / true (paired) >= {aim} on {sum(x >= aim for x in ratios)} of {len(ratios)} "
+                         f"seeds (mean {sum(ratios) / len(ratios):.3f}, min {min(ratios):.3f}; {named})")
+        truth = truths.get(key[:-1], {})
+        learned = [r for r in members if r.get("learned_late", "") != ""]
+        if truth and learned:
+            mean = sum(truth.values()) / len(truth)
+            ratios = [float(r["learned_late"]) / mean for r in learned]
+            named = ", ".join(f"s{r['seed']} {x:.3f}" for r, x in zip(learned, ratios))
+            lines.append(head + f"learned / mean true >= {aim} on {sum(x >= aim for x in ratios)} of {len(ratios)} "
+                         f"seeds (mean true {mean:.2f} over {len(truth)} seeds; min {min(ratios):.3f}; {named})")
+        elif learned:
+            lines.append(head + f"{len(learned)} learned seeds, no true-reward run recorded yet: no ratio")
     return lines
 
 
@@ -97,8 +133,9 @@ def main() -> None:
                    help="preset fields for the learned-reward run alone (the true-reward run, and its cached "
                         "result, stay as they are), e.g. reward_epochs=3")
     p.add_argument("--arms", nargs="+", choices=["learned", "true"], default=["learned", "true"],
-                   help="make only these runs now (a variant's learned run while the true one is still going); "
-                        "the table needs both")
+                   help="make only these runs now (a variant's learned run while the true one is still going; "
+                        "learned runs alone, counted against the mean of the record's true-reward runs); the "
+                        "paired ratio needs both")
     p.add_argument("--record", metavar="CSV", help="add each seed's figures to this CSV (kept in git) and print "
                    "the count of seeds so far, e.g. experiments/atari_seeds.csv")
     p.add_argument("--aim", type=float, default=0.7, help="the learned / true ratio a seed is counted at (default 0.7)")
@@ -125,22 +162,30 @@ def main() -> None:
     for env in args.envs:
         for seed in args.seeds:
             by = {r["label"]: r for r in results if r["env"] == env and r["seed"] == seed}
-            learned, true = by.get("learned", {"failed": "not made"}), by.get("true", {"failed": "not made"})
-            if "failed" in learned or "failed" in true:
-                continue  # run_all has printed why; a rerun makes the failed runs again
-            share = learned["true_return_mean"] / true["true_return_mean"] if true["true_return_mean"] else float("nan")
-            variant = "".join(f"-{item.replace('=', '_')}" for item in args.learned_extra)  # one figure per variant
-            png = Path(learned["run_dir"]).parent / f"{env}-s{seed}{variant}-learning_curves.png"
-            learning_curves(learned["run_dir"], true["run_dir"], png)
-            late_l, late_t = (late_training_return(r["run_dir"]) for r in (learned, true))
-            rows.append([env, seed, f"{learned['true_return_mean']:.1f}", f"{true['true_return_mean']:.1f}",
-                         f"{share:.2f}", f"{late_l:.2f} / {late_t:.2f} = {late_l / late_t:.2f}", learned["labels_used"],
-                         f"{learned['steps_per_second']:.0f} / {true['steps_per_second']:.0f}", str(png)])
-            record.append({"code": Path(learned["run_dir"]).parent.name, "env": env, "steps": args.steps,
-                           "set": " ".join(sorted(args.extra)), "learned_set": " ".join(sorted(args.learned_extra)), "seed": seed,
-                           "learned_late": f"{late_l:.2f}", "true_late": f"{late_t:.2f}",
-                           "ratio": f"{late_l / late_t:.3f}", "learned_eval": f"{learned['true_return_mean']:.1f}",
-                           "true_eval": f"{true['true_return_mean']:.1f}", "labels": learned["labels_used"]})
+            made = {arm: r for arm, r in by.items() if "failed" not in r}  # run_all has printed why the rest failed
+            if not made:
+                continue
+            learned, true = made.get("learned"), made.get("true")
+            late = {arm: late_training_return(r["run_dir"]) for arm, r in made.items()}
+            if learned:
+                variant = "".join(f"-{item.replace('=', '_')}" for item in args.learned_extra)  # one figure per variant
+                png = Path(learned["run_dir"]).parent / f"{env}-s{seed}{variant}-learning_curves.png"
+                learning_curves(learned["run_dir"], true["run_dir"] if true else None, png)
+            fig = lambda x, form: format(x, form) if x is not None else "-"  # noqa: E731
+            le, te = (made[a]["true_return_mean"] if a in made else None for a in ("learned", "true"))
+            ll, tl = late.get("learned"), late.get("true")
+            rows.append([env, seed, fig(le, ".1f"), fig(te, ".1f"), fig(le / te if learned and true and te else None, ".2f"),
+                         f"{fig(ll, '.2f')} / {fig(tl, '.2f')} = {fig(ll / tl if learned and true else None, '.2f')}",
+                         learned["labels_used"] if learned else "-",
+                         f"{fig(learned and learned['steps_per_second'], '.0f')} / {fig(true and true['steps_per_second'], '.0f')}",
+                         str(png) if learned else "-"])
+            record.append({"code": Path(next(iter(made.values()))["run_dir"]).parent.name, "env": env,
+                           "steps": args.steps, "set": " ".join(sorted(args.extra)),
+                           "learned_set": " ".join(sorted(args.learned_extra)), "seed": seed,
+                           "learned_late": f"{ll:.2f}" if learned else "",
+                           "true_late": f"{tl:.2f}" if true else "",
+                           "learned_eval": f"{le:.1f}" if learned else "", "true_eval": f"{te:.1f}" if true else "",
+                           "labels": learned["labels_used"] if learned else ""})
     print(f"{args.steps} PPO steps; learned: the paper's schedule, {labels} labels ({PAPER_INITIAL} before RL); "
           "final policy's true return over the preset's evaluation games\n")
     print(markdown_table(["game", "seed", "learned", "true", "learned / true",

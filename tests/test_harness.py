@@ -437,15 +437,70 @@ def test_the_seed_record_replaces_a_rerun_seed_and_counts_each_group_apart(tmp_p
 
     path = tmp_path / "seeds.csv"
     row = {"code": "v1", "env": "breakout", "steps": 1000, "set": "a=1", "learned_set": "", "seed": 0,
-           "learned_late": "1.00", "true_late": "2.00", "ratio": "0.50", "learned_eval": "1.0", "true_eval": "2.0",
-           "labels": 10}
-    atari_curves.write_record(path, [row, {**row, "seed": 1, "ratio": "0.90"}])
-    atari_curves.write_record(path, [{**row, "ratio": "0.80"}])  # seed 0 again: its row is replaced, not added
-    atari_curves.write_record(path, [{**row, "learned_set": "reward_epochs=3", "ratio": "0.40"}])
+           "learned_late": "1.00", "true_late": "2.00", "learned_eval": "1.0", "true_eval": "2.0", "labels": 10}
+    atari_curves.write_record(path, [row, {**row, "seed": 1, "learned_late": "1.80"}])
+    atari_curves.write_record(path, [{**row, "learned_late": "1.60"}])  # seed 0 again: its row is replaced, not added
+    atari_curves.write_record(path, [{**row, "learned_set": "reward_epochs=3", "learned_late": "0.80"}])
     rows = atari_curves.read_record(path)
     assert sorted((r["learned_set"], r["seed"], r["ratio"]) for r in rows) == [
-        ("", "0", "0.80"), ("", "1", "0.90"), ("reward_epochs=3", "0", "0.40")]
+        ("", "0", "0.800"), ("", "1", "0.900"), ("reward_epochs=3", "0", "0.400")]
     lines = atari_curves.count_lines(rows, 0.7)
-    assert len(lines) == 2
-    assert ">= 0.7 on 2 of 2 seeds" in lines[0] and "--learned-set -" in lines[0]
-    assert ">= 0.7 on 0 of 1 seeds" in lines[1] and "reward_epochs=3" in lines[1]
+    paired = [line for line in lines if "(paired)" in line]
+    assert len(paired) == 2
+    assert ">= 0.7 on 2 of 2 seeds" in paired[0] and "--learned-set -" in paired[0]
+    assert ">= 0.7 on 0 of 1 seeds" in paired[1] and "reward_epochs=3" in paired[1]
+
+
+def test_a_learned_run_alone_is_recorded_and_counted_against_the_mean_of_the_true_reward_runs(tmp_path):
+    import atari_curves
+
+    path = tmp_path / "seeds.csv"
+    both = {"code": "v1", "env": "breakout", "steps": 1000, "set": "a=1", "learned_set": "", "seed": 0,
+            "learned_late": "3.00", "true_late": "2.00", "learned_eval": "3.0", "true_eval": "2.0", "labels": 10}
+    alone = {**both, "seed": 1, "learned_late": "2.80", "true_late": "", "true_eval": ""}
+    atari_curves.write_record(path, [both, {**both, "seed": 2, "learned_late": "5.00", "true_late": "6.00"}, alone])
+    rows = {r["seed"]: r for r in atari_curves.read_record(path)}
+    assert rows["1"]["ratio"] == "" and rows["1"]["learned_late"] == "2.80"  # no true run: no paired ratio
+    lines = atari_curves.count_lines(list(rows.values()), 0.7)
+    # paired: s0 1.5, s2 0.833; against the mean true score (2 + 6) / 2 = 4: 0.75, 0.7, 1.25
+    assert any("(paired) >= 0.7 on 2 of 2 seeds" in line for line in lines)
+    pooled = next(line for line in lines if "mean true" in line)
+    assert "on 3 of 3 seeds" in pooled and "mean true 4.00 over 2 seeds" in pooled
+    assert "s1 0.700" in pooled and "min 0.700" in pooled
+
+    # the seed's true run comes later: the row gains it and keeps its learned figures
+    atari_curves.write_record(path, [{**alone, "learned_late": "", "learned_eval": "", "labels": "",
+                                      "true_late": "1.40", "true_eval": "1.4"}])
+    rows = {r["seed"]: r for r in atari_curves.read_record(path)}
+    assert (rows["1"]["learned_late"], rows["1"]["true_late"], rows["1"]["ratio"]) == ("2.80", "1.40", "2.000")
+    # a variant's learned runs are counted against the same true-reward runs, not only its own group's
+    atari_curves.write_record(path, [{**alone, "learned_set": "b=2", "seed": 5, "learned_late": "1.00"}])
+    lines = atari_curves.count_lines(atari_curves.read_record(path), 0.7)
+    variant = next(line for line in lines if "b=2" in line and "mean true" in line)
+    assert "on 0 of 1 seeds" in variant and "over 3 seeds" in variant  # (2 + 1.4 + 6) / 3 = 3.13
+
+
+def test_the_curves_script_records_a_learned_run_made_alone(tmp_path, monkeypatch, capsys):
+    import atari_curves
+
+    run_dir = tmp_path / "runs" / "v9" / "breakout-learned-abc-s4"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.csv").write_text("timesteps,labels,true_episode_return\n10,5,1.0\n50,6,\n90,7,3.0\n100,8,5.0\n")
+    result = {"env": "breakout", "seed": 4, "label": "learned", "run_dir": str(run_dir), "true_return_mean": 2.5,
+              "labels_used": 8, "steps_per_second": 99.0}
+    asked = []
+    monkeypatch.setattr(atari_curves, "run_all", lambda runs, out, **kw: asked.extend(runs) or [result])
+    record = tmp_path / "seeds.csv"
+    record.write_text("code,env,steps,set,learned_set,seed,learned_late,true_late,ratio,learned_eval,true_eval,labels\n"
+                      "v9,breakout,100,,,0,,8.00,,,7.0,\n")
+    monkeypatch.setattr("sys.argv", ["atari_curves.py", "--env", "breakout", "--steps", "100", "--seeds", "4",
+                                     "--arms", "learned", "--out", str(tmp_path / "runs"), "--record", str(record)])
+    atari_curves.main()
+    assert [r.label for r in asked] == ["learned"]  # no true-reward run made
+    rows = {r["seed"]: r for r in atari_curves.read_record(record)}
+    # the last 10% of 100 steps: the games logged at 90 and 100
+    assert (rows["4"]["learned_late"], rows["4"]["true_late"], rows["4"]["ratio"], rows["4"]["labels"]) == (
+        "4.00", "", "", "8")
+    out = capsys.readouterr().out
+    assert "learned / mean true >= 0.7 on 0 of 1 seeds (mean true 8.00 over 1 seeds; min 0.500; s4 0.500)" in out
+    assert (run_dir.parent / "breakout-s4-learning_curves.png").is_file()

@@ -20,9 +20,11 @@ each learned run over the mean of the group's true-reward runs: seeds of the sam
 whose true-reward runs were made, whatever their learned-reward variant. The two runs of one seed
 part on their first rollout (the rewards differ), so pairing them does not cancel noise; the mean of
 several true-reward runs is a steadier "true-reward PPO's score". That lets a session spend both cores
-on learned runs: ``--arms learned --record CSV`` records a seed's learned figures alone (its paired
-ratio stays blank until ``--arms true`` adds the other half; a record row gains the figures a rerun
-brings and keeps the rest).
+on learned runs: ``--arms learned --record CSV`` records a seed's learned figures alone (a record row
+gains the figures a rerun brings and keeps the rest). The count pairs it with that seed's true-reward
+run wherever the record holds one, in any variant's row of the same code and settings: a variant's
+learned runs need no true-reward runs of their own; otherwise its paired ratio waits for ``--arms
+true``.
 """
 
 from __future__ import annotations
@@ -94,8 +96,10 @@ def write_record(path: str | Path, new: list[dict]) -> None:
 
 def count_lines(rows: list[dict], aim: float) -> list[str]:
     """Two lines per group of the record (a group: code, game, steps, settings, learned variant): how
-    many of its seeds reach ``aim``, paired (seeds with both runs) and against the mean true-reward
-    score (the true-reward runs of the group's code, game, steps and settings, one per seed)."""
+    many of its seeds reach ``aim``, paired (each learned run over its seed's true-reward run, from any
+    variant's row of the same code, game, steps and settings, since the true-reward run is the same
+    run whatever the variant) and against the mean true-reward score (those true-reward runs, one per
+    seed)."""
     groups: dict[tuple, list[dict]] = {}
     truths: dict[tuple, dict[str, float]] = {}
     for r in rows:
@@ -105,13 +109,20 @@ def count_lines(rows: list[dict], aim: float) -> list[str]:
     lines = []
     for key, members in groups.items():
         head = f"{key[1]}, {key[2]} steps, code {key[0]}, --set {key[3] or '-'}, --learned-set {key[4] or '-'}: "
-        paired = [r for r in members if r.get("ratio", "") != ""]
+        truth = truths.get(key[:-1], {})
+        # a seed's true-reward run does not depend on the learned variant, so a variant's learned run made
+        # alone pairs with that seed's true run wherever the record holds it
+        paired = []
+        for r in members:
+            if r.get("ratio", "") != "":
+                paired.append((r, float(r["ratio"])))
+            elif r.get("learned_late", "") != "" and truth.get(str(r["seed"])):
+                paired.append((r, float(r["learned_late"]) / truth[str(r["seed"])]))
         if paired:
-            ratios = [float(r["ratio"]) for r in paired]
-            named = ", ".join(f"s{r['seed']} {float(r['ratio']):.3f}" for r in paired)
+            ratios = [x for _, x in paired]
+            named = ", ".join(f"s{r['seed']} {x:.3f}" for r, x in paired)
             lines.append(head + f"learned / true (paired) >= {aim} on {sum(x >= aim for x in ratios)} of {len(ratios)} "
                          f"seeds (mean {sum(ratios) / len(ratios):.3f}, min {min(ratios):.3f}; {named})")
-        truth = truths.get(key[:-1], {})
         learned = [r for r in members if r.get("learned_late", "") != ""]
         if truth and learned:
             mean = sum(truth.values()) / len(truth)

@@ -478,6 +478,12 @@ def test_a_learned_run_alone_is_recorded_and_counted_against_the_mean_of_the_tru
     lines = atari_curves.count_lines(atari_curves.read_record(path), 0.7)
     variant = next(line for line in lines if "b=2" in line and "mean true" in line)
     assert "on 0 of 1 seeds" in variant and "over 3 seeds" in variant  # (2 + 1.4 + 6) / 3 = 3.13
+    # ...and each is paired with its own seed's true run, from the other group's row: seed 1's 1.40
+    atari_curves.write_record(path, [{**alone, "learned_set": "b=2", "seed": 1, "learned_late": "1.05"}])
+    rows = atari_curves.read_record(path)
+    assert next(r for r in rows if r["learned_set"] == "b=2" and r["seed"] == "1")["ratio"] == ""  # the row stays as made
+    variant = next(line for line in atari_curves.count_lines(rows, 0.7) if "b=2" in line and "(paired)" in line)
+    assert "on 1 of 1 seeds" in variant and "s1 0.750" in variant  # seed 5 has no true run: not paired
 
 
 def test_the_curves_script_records_a_learned_run_made_alone(tmp_path, monkeypatch, capsys):

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def _xdotool(display, *args, check=True):
                           text=True, check=check, timeout=30)
 
 
-def _open_window(run, display, labeler="tester", close_help=True):
+def _open_window(run, display, labeler="tester", close_help=True, tries=2):
     env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
     proc = subprocess.Popen([sys.executable, "-m", "prefrl", "label", str(run), "--labeler", labeler],
                             env={**env, "DISPLAY": display}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -104,6 +105,13 @@ def _open_window(run, display, labeler="tester", close_help=True):
             proc.kill()
             out, err = proc.communicate()
             alive = XVFB["server"].poll() is None
+            if alive and tries > 1 and err.rstrip().endswith("pygame.error: x11 not available"):
+                # SDL's XOpenDisplay was refused while this module's Xvfb ran: seen once in a fresh-clone
+                # CI run on 2 cores shared with three training runs, and not again on rerunning the
+                # module. The X connection, not the window, failed: start the process once more, and
+                # say so in the warnings summary.
+                warnings.warn(f"the labeling window's X connection was refused once ({display}); started it again")
+                return _open_window(run, display, labeler, close_help, tries - 1)
             pytest.fail(f"the labeling window never opened (this module's Xvfb {'running' if alive else 'gone'}):"
                         f" {err[-2000:]}")
         time.sleep(0.2)

@@ -134,6 +134,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if stages is not None:
             stages.fitter.close()  # every label is in the saved ensemble
         final_fit_seconds = time.time() - final_fit_start
+        # Counted here, beside the final fit, not after the evaluation below: a person's (or a
+        # script's) answer landing during the evaluation is in the store for a resume, but not in
+        # the saved ensemble that rm_labels describes.
+        labels_used = store.num_labels() if store is not None else 0
         metrics.close()
         if probe_venv is not None:
             probe_venv.close()
@@ -173,7 +177,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             "resumed_from_step": resumed_from if resume else None,
             "stopped_at_max_minutes": config.max_minutes is not None and agent.num_timesteps < steps,
             "run_dir": str(run),
-            **_loop_summary(config, stages, callback if learned else None, pretrain_seconds, final_fit_seconds, store),
+            **_loop_summary(config, stages, callback if learned else None, pretrain_seconds, final_fit_seconds,
+                            labels_used),
         }
         run.write_summary(summary)
         venv.close()
@@ -278,7 +283,7 @@ def _cpu_seconds(learn: float, stages, callback, worker_before: float | None) ->
 
 
 def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float, final_fit_seconds: float,
-                  store) -> dict[str, Any]:
+                  labels_used: int) -> dict[str, Any]:
     """The summary's figures of the preference loop (None, or 0 labels, for a true-reward run)."""
     if stages is None:
         return {"query": None, "teacher": None, "pessimism": None, "rank_size": None, "labels_used": 0,
@@ -291,7 +296,7 @@ def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float
         "teacher": config.teacher if config.feedback == "synthetic" else None,
         "pessimism": config.pessimism,
         "rank_size": config.rank_size,
-        "labels_used": store.num_labels(),
+        "labels_used": labels_used,  # in the store at the final fit
         "queries_asked": stages.querier.asked,
         "rm_val_accuracy": stats.val_accuracy if stats else None,
         "rm_labels": stats.n_train + stats.n_val if stats else None,  # the labels the saved ensemble was fit on

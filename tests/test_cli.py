@@ -259,3 +259,27 @@ def test_your_own_env_trains_and_is_compared_in_a_process_that_never_imported_it
         done = subprocess.run([sys.executable, "-m", "prefrl.cli", *argv], capture_output=True, text=True, env=env,
                               timeout=600)
         assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_labels_used_counts_the_final_fit_not_an_answer_during_evaluation(tmp_path, monkeypatch):
+    """A person's answer that lands while the final policy is evaluated stays in the store (for a
+    resume) but is not in the saved ensemble: labels_used counts the labels at the final fit, as
+    rm_labels does, so the two agree."""
+    from prefrl import training
+
+    run, real_evaluate = tmp_path / "run", training.evaluate_policy
+
+    def evaluate_while_a_label_lands(*args, **kwargs):
+        with PreferenceStore(run / "store.sqlite") as late:
+            left, right = late.clip_ids()[:2]
+            late.record_labels([(late.add_queries([(left, right)], "human")[0], 1.0)], "ann")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate_policy", evaluate_while_a_label_lands)
+    assert main(["train", "cartpole", "--labels", "12", "--steps", "2048", "--seed", "2",
+                 "--run-dir", str(run), "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    with PreferenceStore(run / "store.sqlite") as store:
+        assert store.num_labels() == 13  # the late answer is kept
+    assert summary["labels_used"] == summary["rm_labels"] == 12

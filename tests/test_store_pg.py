@@ -470,9 +470,8 @@ def test_people_on_other_machines_label_a_waiting_trainer_over_tcp(server, pg_ur
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
     labelers = [subprocess.Popen([sys.executable, "-m", "prefrl.labeling_ui.scripted", url, name], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("ann", "bob")]
-    # The summary's labels_used counts the store after the final evaluation, rm_labels the final fit
-    # before it: an answer that lands during the evaluation is in the first, not the second. 8,192 steps
-    # (4,096 once gave 16 against 15) leave all 16 answered well before learning ends.
+    # labels_used and rm_labels both count the final fit (an answer landing during the evaluation is in
+    # neither: tests/test_cli.py). 8,192 steps leave all 16 answered well before learning ends.
     try:
         assert main(["train", "cartpole", "--store", url, "--feedback", "human", "--labels", "16", "--steps", "8192",
                      "--set", "eval_episodes=1", "--no-progress", "--run-dir", str(run)]) == 0

@@ -261,8 +261,8 @@ ATARI_PRESET = Preset(
     # (experiments/atari_seeds.csv; README "Breakout again, 1M steps, with the vector env and three
     # reward passes a refit"; code 25aa5be836c2, asynchronous refits and the C++ vector env): one pass
     # reached >= 0.7 of it on 7 of 10 seeds (mean 0.724, two stalled near 2-3 points), three passes
-    # on 8 of 10 (mean 0.979; 9 of 10 against the mean true score, where one pass has 6). A pass over
-    # 16 pairs of 25-step clips costs the CNN ensemble ~1.4 s on 2 cores; the fit before RL, which
+    # on 8 of 10 (mean 0.979; 9 of 10 against the mean true score, where one pass has 6). A 16-pair
+    # batch of 25-step clips costs the CNN ensemble ~1.4 s on 2 cores; the fit before RL, which
     # waits, took 489 s with three passes against 154 s with one (seed 0).
     reward_epochs=3,
     # The paper puts dropout 0.5 after each convolution; its reward model trained asynchronously over

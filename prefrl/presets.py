@@ -302,8 +302,9 @@ ATARI_PRESET = Preset(
 # by side with true-reward PPO, learned-reward PPO ran at 0.933 of its steps/s (the worker kept up with
 # every label: its last refit took 0.0 s after learn) and the two learning curves stayed close at equal
 # steps; the CNN ensemble's gradient step is ~50x faster there than on 2 CPU cores, so more passes a
-# refit cost the agent nothing. A --set field still overrides each of these.
-ATARI_GPU = dict(vector_env=True, fit_async=True, n_envs=16, reward_epochs=3)
+# refit cost the agent nothing. The worker and the 3 passes are now the CPU preset's too (above), so
+# only the envs differ here. A --set field still overrides each of these.
+ATARI_GPU = dict(vector_env=True, n_envs=16)
 
 DEFAULT_PRESET = Preset(n_envs=8, timesteps=200_000, labels=200, clip_length=50,
                         ppo=dict(n_steps=256, batch_size=256, n_epochs=10))

@@ -129,7 +129,7 @@ def test_envs_lists_the_suite(capsys):
     out = capsys.readouterr().out
     for name in ("cartpole", "acrobot", "mountaincar", "pendulum"):
         assert name in out
-    assert "Atari on a CUDA device also sets vector_env=true, fit_async=true" in out
+    assert "Atari on a CUDA device also sets vector_env=true, n_envs=16" in out
 
 
 @pytest.mark.slow

@@ -263,7 +263,9 @@ ATARI_PRESET = Preset(
     # reached >= 0.7 of it on 7 of 10 seeds (mean 0.724, two stalled near 2-3 points), three passes
     # on 8 of 10 (mean 0.979; 9 of 10 against the mean true score, where one pass has 6). A 16-pair
     # batch of 25-step clips costs the CNN ensemble ~1.4 s on 2 cores; the fit before RL, which
-    # waits, took 489 s with three passes against 154 s with one (seed 0).
+    # waits, took 489 s with three passes against 154 s with one (seed 0). The agent does not wait
+    # for the worker, but on 2 cores shares the CPU with it: pong, 100k steps, learned/true steps/s
+    # 0.692 at the paper's label rate and 0.609 at 5x (code acd448329873; README "Overhead on CPU").
     reward_epochs=3,
     # The paper puts dropout 0.5 after each convolution; its reward model trained asynchronously over
     # 50M steps. At our budgets it learns several times slower: on a pong run's 500 random-policy

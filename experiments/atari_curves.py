@@ -94,12 +94,12 @@ def write_record(path: str | Path, new: list[dict]) -> None:
     partial.replace(path)
 
 
-def count_lines(rows: list[dict], aim: float) -> list[str]:
+def count_lines(rows: list[dict], aim: float, only: set[tuple] | None = None) -> list[str]:
     """Two lines per group of the record (a group: code, game, steps, settings, learned variant): how
     many of its seeds reach ``aim``, paired (each learned run over its seed's true-reward run, from any
     variant's row of the same code, game, steps and settings, since the true-reward run is the same
     run whatever the variant) and against the mean true-reward score (those true-reward runs, one per
-    seed)."""
+    seed). ``only``: the groups to print; the true-reward runs still come from every row given."""
     groups: dict[tuple, list[dict]] = {}
     truths: dict[tuple, dict[str, float]] = {}
     for r in rows:
@@ -108,6 +108,8 @@ def count_lines(rows: list[dict], aim: float) -> list[str]:
             truths.setdefault(tuple(r[k] for k in RECORD_KEY[:-1]), {})[str(r["seed"])] = float(r["true_late"])
     lines = []
     for key, members in groups.items():
+        if only is not None and key not in only:
+            continue
         head = f"{key[1]}, {key[2]} steps, code {key[0]}, --set {key[3] or '-'}, --learned-set {key[4] or '-'}: "
         truth = truths.get(key[:-1], {})
         # a seed's true-reward run does not depend on the learned variant, so a variant's learned run made
@@ -205,8 +207,9 @@ def main() -> None:
     if args.record and record:
         write_record(args.record, record)
         keys = {tuple(str(r[k]) for k in RECORD_KEY) for r in record}
-        mine = [r for r in read_record(args.record) if tuple(r[k] for k in RECORD_KEY) in keys]
-        print(f"\nrecorded in {args.record}; the count so far:\n" + "\n".join(count_lines(mine, args.aim)))
+        # every row goes in, so that a variant's learned runs pair with the true runs of other variants' rows
+        print(f"\nrecorded in {args.record}; the count so far:\n"
+              + "\n".join(count_lines(read_record(args.record), args.aim, only=keys)))
 
 
 if __name__ == "__main__":

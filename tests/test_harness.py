@@ -478,6 +478,11 @@ def test_a_learned_run_alone_is_recorded_and_counted_against_the_mean_of_the_tru
     lines = atari_curves.count_lines(atari_curves.read_record(path), 0.7)
     variant = next(line for line in lines if "b=2" in line and "mean true" in line)
     assert "on 0 of 1 seeds" in variant and "over 3 seeds" in variant  # (2 + 1.4 + 6) / 3 = 3.13
+    # the count printed after --record: the variant's lines alone, still paired with the other rows' true runs
+    atari_curves.write_record(path, [{**alone, "learned_set": "c=3", "learned_late": "0.70"}])  # seed 1 again
+    lines = atari_curves.count_lines(atari_curves.read_record(path), 0.7, only={("v1", "breakout", "1000", "a=1", "c=3")})
+    assert len(lines) == 2 and all("c=3" in line for line in lines)
+    assert "(paired) >= 0.7 on 0 of 1 seeds" in lines[0] and "s1 0.500" in lines[0]  # 0.70 / seed 1's true 1.40
     # ...and each is paired with its own seed's true run, from the other group's row: seed 1's 1.40
     atari_curves.write_record(path, [{**alone, "learned_set": "b=2", "seed": 1, "learned_late": "1.05"}])
     rows = atari_curves.read_record(path)

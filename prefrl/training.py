@@ -7,6 +7,7 @@ evaluation, the summary.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +21,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 
 from .algos import OFF_POLICY, algo_class, build_kwargs
-from .build import make_callback, make_reward, make_stages, make_venv, pretrain, resume_reward, set_threads
+from .build import (keep_freed_memory, make_callback, make_reward, make_stages, make_venv, pretrain, resume_reward,
+                    set_threads)
 from .config import TrainConfig
 from .envs import EnvSpec, frames_for_people, make_env, registration, resolve
 from .errors import PrefrlError
@@ -68,6 +70,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         set_random_seed(config.seed)
         n_envs, algo_kwargs = preset.algo(config.algo)
         set_threads(device, spec.atari)
+        kept_freed_memory = keep_freed_memory()
         frames = config.feedback == "human" and learned and frames_for_people(spec)
 
         def envs(seed_offset: int, render: bool = False):
@@ -174,6 +177,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
             # reward's background scorer's and an asynchronous fitter's worker's, where they ran.
             "cpu_seconds": cpu_seconds,
             "device": device,
+            # Whether glibc kept freed memory for reuse (build.keep_freed_memory), and the process's
+            # peak resident memory so far (of every run it made, where one process made several).
+            "kept_freed_memory": kept_freed_memory,
+            "peak_rss_mb": _peak_rss_mb(),
             "resumed_from_step": resumed_from if resume else None,
             "stopped_at_max_minutes": config.max_minutes is not None and agent.num_timesteps < steps,
             "run_dir": str(run),
@@ -280,6 +287,16 @@ def _cpu_seconds(learn: float, stages, callback, worker_before: float | None) ->
     if worker is not None and worker_before is not None:
         out["worker"] = round(worker - worker_before, 1)
     return out
+
+
+def _peak_rss_mb() -> float | None:
+    """The process's peak resident memory in MB (None where ``resource`` is missing: Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def _loop_summary(config: TrainConfig, stages, callback, pretrain_seconds: float, final_fit_seconds: float,

@@ -20,6 +20,11 @@ def _glibc() -> bool:
     return sys.platform.startswith("linux")
 
 
+def _untuned_env() -> dict[str, str]:
+    """This process's environment without any malloc tuning of the user's (which turns the setting off)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+
+
 needs_glibc = pytest.mark.skipif(not _glibc(), reason="mallopt is glibc's (Linux)")
 
 # A child process: make, write and free a 64 MB tensor (over glibc's 32 MB mmap threshold) again and
@@ -55,7 +60,7 @@ def test_a_users_own_malloc_tuning_is_left_alone(monkeypatch, env):
 
 @needs_glibc
 def test_a_big_tensor_freed_and_made_again_reuses_its_pages_when_kept():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env = _untuned_env()
     faults = {setting: int(subprocess.run([sys.executable, "-c", _FAULTS, setting], env=env, check=True,
                                           capture_output=True, text=True).stdout.split()[-1])
               for setting in ("system", "kept")}
@@ -67,7 +72,7 @@ def test_a_big_tensor_freed_and_made_again_reuses_its_pages_when_kept():
 @needs_glibc
 @pytest.mark.parametrize("tunables, kept", [(None, True), ("glibc.malloc.tcache_count=7", False)])
 def test_a_run_records_whether_it_kept_freed_memory(tmp_path, tunables, kept):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env = _untuned_env()
     if tunables:
         env["GLIBC_TUNABLES"] = tunables
     run = tmp_path / "run"

@@ -37,6 +37,17 @@ def timed(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def _model_and_frames() -> tuple[RewardEnsemble, torch.Tensor, torch.Tensor]:
+    """The Atari reward ensemble (3 members, seeded), one rollout's frames (8 envs x 128 steps) and one
+    training batch (each member its own 16 pairs of 25-step clips: 800 frames of 4x84x84)."""
+    torch.manual_seed(0)
+    model = RewardEnsemble(RewardModelConfig(n_features=4 * 84 * 84, use_action=False, arch="cnn",
+                                             obs_shape=(4, 84, 84), dropout=0.0))
+    rollout = torch.randint(0, 255, (1024, 4, 84, 84), dtype=torch.uint8)
+    batch = torch.randint(0, 255, (3, 800, 4, 84, 84), dtype=torch.uint8)
+    return model, rollout, batch
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -45,12 +56,8 @@ def main() -> None:
     args = p.parse_args()
     if args.bf16:
         return precision(args.threads, args.repeats)
-    torch.manual_seed(0)
-    model = RewardEnsemble(RewardModelConfig(n_features=4 * 84 * 84, use_action=False, arch="cnn",
-                                             obs_shape=(4, 84, 84), dropout=0.0))
+    model, rollout, batch = _model_and_frames()
     cnn = model.cnn
-    rollout = torch.randint(0, 255, (1024, 4, 84, 84), dtype=torch.uint8)
-    batch = torch.randint(0, 255, (3, 800, 4, 84, 84), dtype=torch.uint8)
     optimizer = torch.optim.Adam(model.parameters())
 
     def score(path):
@@ -79,11 +86,7 @@ def precision(thread_counts: list[int], repeats: int) -> None:
     from prefrl.build import keep_freed_memory
 
     keep_freed_memory()  # as prefrl train does: without it, page faults on each step's big tensors dominate
-    torch.manual_seed(0)
-    model = RewardEnsemble(RewardModelConfig(n_features=4 * 84 * 84, use_action=False, arch="cnn",
-                                             obs_shape=(4, 84, 84), dropout=0.0))
-    rollout = torch.randint(0, 255, (1024, 4, 84, 84), dtype=torch.uint8)
-    batch = torch.randint(0, 255, (3, 800, 4, 84, 84), dtype=torch.uint8)  # 16 pairs of 25-step clips a member
+    model, rollout, batch = _model_and_frames()
     optimizer = torch.optim.Adam(model.parameters())
 
     def score(bf16: bool) -> None:  # in chunks of 128 frames, as the rollout scorer takes them
